@@ -1,0 +1,206 @@
+//! One handler call as the guest sees it: the host capabilities of the WIT platform,
+//! buffered so that nothing leaves the call unless it returns normally.
+
+use crate::bindings::platform::warren::game::{env, log, messaging, state, types};
+use crate::bindings::{Address, Level};
+use crate::limits::{EmitLimit, Limits};
+use std::collections::BTreeMap;
+
+/// An entity's state as the host owns it: named values (`profile`, `bag`, ...).
+pub type EntityState = BTreeMap<String, Vec<u8>>;
+
+/// What a call needs from the host besides the message: the time it was taken up and the
+/// seed of its random sequence. Both are recorded with the message, so a replay sees the
+/// same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallEnv {
+    /// Milliseconds since the Unix epoch at which the host took up the message.
+    pub now_ms: u64,
+    /// Seed of the call's random sequence.
+    pub seed: u64,
+}
+
+/// A message a handler sends to another entity's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The destination queue.
+    pub to: Address,
+    /// What the message is.
+    pub kind: String,
+    /// The payload.
+    pub body: Vec<u8>,
+}
+
+/// One change to the entity's state: `None` removes the key.
+pub type StateWrite = (String, Option<Vec<u8>>);
+
+/// Everything a committed call did. The caller stores and delivers it in one step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Final value of every key the call wrote, in key order.
+    pub writes: Vec<StateWrite>,
+    /// Messages to other entities' queues, in the order sent.
+    pub sends: Vec<Outgoing>,
+    /// Frames for the client whose frame caused the call.
+    pub replies: Vec<Vec<u8>>,
+    /// Frames for players' clients, wherever connected.
+    pub pushes: Vec<(u64, Vec<u8>)>,
+    /// Log lines.
+    pub logs: Vec<(Level, String)>,
+}
+
+impl Effects {
+    /// Applies the state writes to `state`.
+    pub fn apply_to(&self, state: &mut EntityState) {
+        for (key, value) in &self.writes {
+            match value {
+                Some(v) => state.insert(key.clone(), v.clone()),
+                None => state.remove(key),
+            };
+        }
+    }
+
+    /// True when the call did nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+            && self.sends.is_empty()
+            && self.replies.is_empty()
+            && self.pushes.is_empty()
+            && self.logs.is_empty()
+    }
+}
+
+/// The call in progress: the entity's committed state, the call's own writes over it, and
+/// what it emitted so far.
+#[derive(Default)]
+struct ActiveCall {
+    state: EntityState,
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+    effects: Effects,
+    env: Option<CallEnv>,
+    rng: u64,
+    emitted: usize,
+    emitted_bytes: usize,
+}
+
+/// The data of every Store: the limits and the call in progress.
+pub struct HostState {
+    /// The limits the store runs under; read by the limiter and the emit checks.
+    pub(crate) limits: Limits,
+    /// The call in progress (empty between calls).
+    call: ActiveCall,
+}
+
+impl HostState {
+    pub(crate) fn new(limits: Limits) -> Self {
+        HostState { limits, call: ActiveCall::default() }
+    }
+
+    /// Starts a call over `state` (moved in; handed back by [`HostState::finish`]).
+    pub(crate) fn begin(&mut self, state: EntityState, env: CallEnv) {
+        self.call = ActiveCall { state, env: Some(env), rng: env.seed, ..ActiveCall::default() };
+    }
+
+    /// Ends the call: gives the state back, with the call's effects.
+    pub(crate) fn finish(&mut self) -> (EntityState, Effects) {
+        let call = std::mem::take(&mut self.call);
+        let mut effects = call.effects;
+        effects.writes = call.writes.into_iter().collect();
+        (call.state, effects)
+    }
+
+    /// Counts one emitted item of `bytes` bytes against the call's caps.
+    fn emit(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let c = &mut self.call;
+        c.emitted += 1;
+        c.emitted_bytes += bytes;
+        if c.emitted > self.limits.max_emits {
+            return Err(wasmtime::Error::new(EmitLimit::Count(self.limits.max_emits)));
+        }
+        if c.emitted_bytes > self.limits.max_emit_bytes {
+            return Err(wasmtime::Error::new(EmitLimit::Bytes(self.limits.max_emit_bytes)));
+        }
+        Ok(())
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: Level, text: String) -> wasmtime::Result<()> {
+        self.emit(text.len())?;
+        self.call.effects.logs.push((level, text));
+        Ok(())
+    }
+}
+
+impl messaging::Host for HostState {
+    fn send(&mut self, to: Address, kind: String, body: Vec<u8>) -> wasmtime::Result<()> {
+        self.emit(kind.len() + body.len())?;
+        self.call.effects.sends.push(Outgoing { to, kind, body });
+        Ok(())
+    }
+
+    fn reply(&mut self, frame: Vec<u8>) -> wasmtime::Result<()> {
+        self.emit(frame.len())?;
+        self.call.effects.replies.push(frame);
+        Ok(())
+    }
+
+    fn push(&mut self, player: u64, frame: Vec<u8>) -> wasmtime::Result<()> {
+        self.emit(frame.len())?;
+        self.call.effects.pushes.push((player, frame));
+        Ok(())
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        let c = &self.call;
+        Ok(match c.writes.get(&key) {
+            Some(written) => written.clone(),
+            None => c.state.get(&key).cloned(),
+        })
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.emit(key.len() + value.len())?;
+        self.call.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    fn remove(&mut self, key: String) -> wasmtime::Result<()> {
+        self.emit(key.len())?;
+        self.call.writes.insert(key, None);
+        Ok(())
+    }
+
+    fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
+        let c = &self.call;
+        let mut keys: BTreeMap<&String, bool> = c.state.keys().map(|k| (k, true)).collect();
+        for (k, v) in &c.writes {
+            keys.insert(k, v.is_some());
+        }
+        Ok(keys.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.clone()).collect())
+    }
+}
+
+impl env::Host for HostState {
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.call.env.map(|e| e.now_ms).unwrap_or(0))
+    }
+
+    fn random(&mut self) -> wasmtime::Result<u64> {
+        Ok(splitmix64(&mut self.call.rng))
+    }
+}
+
+/// The call's random sequence: SplitMix64 over the message's seed (the guest SDK's test
+/// harness uses the same, so native tests see what the host gives).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,127 @@
+//! Instances: a store running one module, and the calls made into it under limits.
+
+use crate::call::{CallEnv, EntityState, Effects, HostState};
+use crate::limits::CallError;
+use crate::module::{GuestStore, Module, RoleModule};
+use crate::world::World;
+use std::sync::Arc;
+
+/// A store with one instance of a module in it.
+pub(crate) struct Live<W: World> {
+    store: GuestStore,
+    guest: W::Guest,
+    module: Arc<Module<W>>,
+}
+
+impl<W: World> Live<W> {
+    /// Instantiates `module` in a fresh store.
+    pub(crate) fn new(module: Arc<Module<W>>) -> Result<Self, CallError> {
+        let runtime = &module.runtime;
+        let mut store = wasmtime::Store::new(&runtime.shared.engine, HostState::new(runtime.limits()));
+        store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(runtime.deadline_ticks());
+        let guest = W::instantiate(&module.pre, &mut store)
+            .map_err(|e| match CallError::from_wasm(e, &runtime.limits()) {
+                CallError::Trap(t) => CallError::Instantiate(t),
+                other => other,
+            })?;
+        Ok(Live { store, guest, module })
+    }
+
+    /// The module this instance runs.
+    pub(crate) fn module(&self) -> &Arc<Module<W>> {
+        &self.module
+    }
+
+    /// Gives back the module (dropping the instance).
+    pub(crate) fn into_module(self) -> Arc<Module<W>> {
+        self.module
+    }
+
+    /// Runs one handler call as a transaction over `state`: the effects come back only if
+    /// the handler returned `ok`. `state` itself is never changed here; the caller applies
+    /// [`Effects::writes`] when it commits.
+    ///
+    /// After an `Err` other than [`CallError::Rejected`] the instance must not be called
+    /// again: a trap can leave guest memory half-updated.
+    pub(crate) fn call<R>(
+        &mut self,
+        state: &mut EntityState,
+        env: CallEnv,
+        f: impl FnOnce(&W::Guest, &mut GuestStore) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<(R, Effects), CallError> {
+        let ticks = self.module.runtime.deadline_ticks();
+        self.store.set_epoch_deadline(ticks);
+        self.store.data_mut().begin(std::mem::take(state), env);
+        let outcome = f(&self.guest, &mut self.store);
+        let (taken, effects) = self.store.data_mut().finish();
+        *state = taken;
+        match outcome {
+            Ok(Ok(value)) => Ok((value, effects)),
+            Ok(Err(reason)) => Err(CallError::Rejected(reason)),
+            Err(e) => Err(CallError::from_wasm(e, &self.store.data().limits)),
+        }
+    }
+
+    /// Hands the instance to the runtime's background thread to be freed.
+    pub(crate) fn retire(self) {
+        let runtime = self.module.runtime.clone();
+        runtime.retire(Box::new(self));
+    }
+}
+
+/// A role's instance for handlers whose entity state the host owns (players, guilds,
+/// teams, match queues). It follows its role's module: after a swap, its next call runs on
+/// the new module; after a fault, its next call runs on a fresh instance. Neither loses
+/// anything, since the guest keeps no state between calls that matters.
+pub struct Instance<W: World> {
+    role: Arc<RoleModule<W>>,
+    /// The live instance and the role generation it was made for.
+    live: Option<(u64, Live<W>)>,
+}
+
+impl<W: World> Instance<W> {
+    /// An instance of `role`'s module (instantiated at the first call).
+    pub fn new(role: Arc<RoleModule<W>>) -> Self {
+        Instance { role, live: None }
+    }
+
+    /// The version (digest) of the module the next call runs on.
+    pub fn module_digest(&self) -> String {
+        self.role.current().digest().to_owned()
+    }
+
+    /// Moves to the role's current module if it changed, and instantiates if needed.
+    fn ready(&mut self) -> Result<&mut Live<W>, CallError> {
+        let generation = self.role.generation();
+        if self.live.as_ref().is_some_and(|(g, _)| *g != generation)
+            && let Some((_, old)) = self.live.take()
+        {
+            old.retire();
+        }
+        if self.live.is_none() {
+            let live = Live::new(self.role.current())?;
+            self.live = Some((generation, live));
+        }
+        Ok(&mut self.live.as_mut().expect("instantiated above").1)
+    }
+
+    /// Runs one call (see [`Live::call`]). A fault drops the instance, so the next call
+    /// starts on a fresh one.
+    pub(crate) fn call<R>(
+        &mut self,
+        state: &mut EntityState,
+        env: CallEnv,
+        f: impl FnOnce(&W::Guest, &mut GuestStore) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<(R, Effects), CallError> {
+        let result = self.ready()?.call(state, env, f);
+        if let Err(e) = &result
+            && e.is_fault()
+            && let Some((_, broken)) = self.live.take()
+        {
+            broken.retire();
+        }
+        result
+    }
+}

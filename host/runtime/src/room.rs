@@ -1,0 +1,170 @@
+//! Battle rooms: the one kind of entity that keeps its state in guest memory. A room
+//! stays transactional by checkpoint and journal — a snapshot after every tick, and the
+//! inputs taken since — and moves to a new module by snapshot and restore.
+
+use crate::bindings::battle::exports::warren::game::room::RoomStatus as WitStatus;
+use crate::call::{CallEnv, Effects};
+use crate::instance::Live;
+use crate::limits::CallError;
+use crate::module::RoleModule;
+use crate::world::Battle;
+use std::sync::Arc;
+
+/// Whether a room goes on after a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomStatus {
+    /// The room keeps ticking.
+    Running,
+    /// The battle is over: close the room.
+    Finished,
+}
+
+/// An input taken since the last checkpoint, kept to rebuild the room after a fault.
+struct JournalEntry {
+    player: u64,
+    input: Vec<u8>,
+    env: CallEnv,
+}
+
+/// One battle room on its own instance.
+pub struct Room {
+    /// The room's id.
+    id: u64,
+    /// The battle role's module slot, followed between calls.
+    role: Arc<RoleModule<Battle>>,
+    /// The instance holding the room.
+    live: Live<Battle>,
+    /// The role generation the room last followed (or declined to follow).
+    generation: u64,
+    /// The room's snapshot after its last successful tick (or its creation).
+    checkpoint: Vec<u8>,
+    /// The inputs applied since the checkpoint, in order.
+    journal: Vec<JournalEntry>,
+}
+
+impl Room {
+    /// Creates room `id` on `role`'s current module.
+    pub fn create(
+        role: Arc<RoleModule<Battle>>,
+        id: u64,
+        setup: &[u8],
+        env: CallEnv,
+    ) -> Result<(Room, Effects), CallError> {
+        let generation = role.generation();
+        let mut live = Live::new(role.current())?;
+        let (_, effects) = live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_create(s, id, setup))?;
+        let checkpoint = snapshot(&mut live, env)?;
+        Ok((Room { id, role, live, generation, checkpoint, journal: Vec::new() }, effects))
+    }
+
+    /// The room's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The version of the module the room runs on.
+    pub fn module_digest(&self) -> &str {
+        self.live.module().digest()
+    }
+
+    /// Applies a player's input. On failure the room is as it was before the call.
+    pub fn input(&mut self, player: u64, input: &[u8], env: CallEnv) -> Result<Effects, CallError> {
+        self.follow_swap(env);
+        let result = self.live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_input(s, player, input));
+        match result {
+            Ok((_, effects)) => {
+                self.journal.push(JournalEntry { player, input: input.to_vec(), env });
+                Ok(effects)
+            }
+            Err(e) => {
+                self.rebuild()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Advances the room one tick. On failure the room is as it was before the call.
+    pub fn tick(&mut self, tick: u64, env: CallEnv) -> Result<(RoomStatus, Effects), CallError> {
+        self.follow_swap(env);
+        let result = self.live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_tick(s, tick));
+        match result.and_then(|(status, effects)| Ok((status, effects, snapshot(&mut self.live, env)?))) {
+            Ok((status, effects, checkpoint)) => {
+                self.checkpoint = checkpoint;
+                self.journal.clear();
+                let status = match status {
+                    WitStatus::Running => RoomStatus::Running,
+                    WitStatus::Finished => RoomStatus::Finished,
+                };
+                Ok((status, effects))
+            }
+            Err(e) => {
+                self.rebuild()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves the room to the role's current module if it changed. If the new module cannot
+    /// restore the room, the room stays on its module (and does not try that one again).
+    fn follow_swap(&mut self, env: CallEnv) {
+        let generation = self.role.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let target = self.role.current();
+        if target.digest() == self.live.module().digest() {
+            return;
+        }
+        let from = self.live.module().digest().to_owned();
+        match migrate(&mut self.live, target, env) {
+            Ok((moved, snap)) => {
+                let old = std::mem::replace(&mut self.live, moved);
+                old.retire();
+                self.checkpoint = snap;
+                self.journal.clear();
+                tracing::info!(room = self.id, %from, to = self.live.module().digest(), "room moved to new module");
+            }
+            Err(e) => {
+                tracing::warn!(room = self.id, %from, error = %e, "room kept its module: the new one cannot restore it");
+            }
+        }
+    }
+
+    /// Replaces a faulted instance: a fresh instance of the same module, restored from the
+    /// checkpoint, with the journal replayed (the replay is deterministic: each input runs
+    /// with the time and seed it first ran with).
+    fn rebuild(&mut self) -> Result<(), CallError> {
+        let mut fresh = Live::new(self.live.module().clone())?;
+        let checkpoint = &self.checkpoint;
+        fresh.call(&mut Default::default(), CallEnv { now_ms: 0, seed: 0 }, |g, s| {
+            g.warren_game_room().call_restore(s, checkpoint)
+        })?;
+        for entry in &self.journal {
+            fresh.call(&mut Default::default(), entry.env, |g, s| {
+                g.warren_game_room().call_input(s, entry.player, &entry.input)
+            })?;
+        }
+        let broken = std::mem::replace(&mut self.live, fresh);
+        broken.retire();
+        Ok(())
+    }
+}
+
+/// Takes the room's snapshot.
+fn snapshot(live: &mut Live<Battle>, env: CallEnv) -> Result<Vec<u8>, CallError> {
+    live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_snapshot(s).map(Ok))
+        .map(|(snap, _)| snap)
+}
+
+/// Snapshots the room on `live` and restores it on a fresh instance of `target`.
+fn migrate(
+    live: &mut Live<Battle>,
+    target: Arc<crate::module::Module<Battle>>,
+    env: CallEnv,
+) -> Result<(Live<Battle>, Vec<u8>), CallError> {
+    let snap = snapshot(live, env)?;
+    let mut moved = Live::new(target)?;
+    moved.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_restore(s, &snap))?;
+    Ok((moved, snap))
+}
