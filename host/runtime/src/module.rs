@@ -149,8 +149,8 @@ pub struct RoleModule<W: World> {
 
 impl<W: World> RoleModule<W> {
     /// A role serving `module`.
-    pub fn new(module: Module<W>) -> Arc<Self> {
-        Arc::new(RoleModule { current: ArcSwap::from_pointee(module), generation: AtomicU64::new(1) })
+    pub fn new(module: impl Into<Arc<Module<W>>>) -> Arc<Self> {
+        Arc::new(RoleModule { current: ArcSwap::new(module.into()), generation: AtomicU64::new(1) })
     }
 
     /// The module serving now.
@@ -159,8 +159,8 @@ impl<W: World> RoleModule<W> {
     }
 
     /// Makes `module` the one serving; returns the one it replaced.
-    pub fn swap(&self, module: Module<W>) -> Arc<Module<W>> {
-        let old = self.current.swap(Arc::new(module));
+    pub fn swap(&self, module: impl Into<Arc<Module<W>>>) -> Arc<Module<W>> {
+        let old = self.current.swap(module.into());
         self.generation.fetch_add(1, Ordering::Release);
         old
     }

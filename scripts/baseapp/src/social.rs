@@ -65,8 +65,11 @@ pub fn receive_whisper(player: PlayerId, msg: &Message) -> Outcome {
 pub struct BattleResult {
     /// The battle room.
     pub room: u64,
-    /// The winner's id (0 is the practice bot); `None` for a draw.
+    /// The best fighter of the winning team (0 is the practice bot); `None` for a draw.
     pub winner: Option<PlayerId>,
+    /// Every member of the winning team; empty for a draw.
+    #[serde(default)]
+    pub winners: Vec<PlayerId>,
     /// A practice battle pays less.
     #[serde(default)]
     pub practice: bool,
@@ -88,7 +91,7 @@ pub fn battle_result(player: PlayerId, msg: &Message) -> Outcome {
     if msg.sender != Some(Address::Battle(result.room)) {
         return Err(Reject::new(format!("{BATTLE_RESULT} must come from battle room {}", result.room)));
     }
-    let won = result.winner == Some(player);
+    let won = result.winner == Some(player) || result.winners.contains(&player);
     let (xp, gold) = reward(won, result.practice);
     let mut profile = Profile::load()?;
     let levels = profile.gain_xp(xp);

@@ -1,1 +1,159 @@
+//! A guest for the host's tests. Its handlers do what a frame's `type` asks — including
+//! the faults the host must survive: a panic, an endless loop, a memory bomb, a flood of
+//! messages — so each fault is exercised by source, not by a committed binary.
 
+use warren_guest::prelude::*;
+
+/// The version this build answers with.
+pub const VERSION: u32 = if cfg!(feature = "v2") { 2 } else { 1 };
+
+/// A frame asking for one behaviour.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Ask {
+    /// Count one more, reply the count and the version.
+    Count,
+    /// Reply `size` bytes (the call-path benchmark's payload).
+    Echo { payload: String },
+    /// Write state, then panic.
+    Trap,
+    /// Write state, then loop forever.
+    Loop,
+    /// Allocate until something gives.
+    Bomb,
+    /// Send `n` messages.
+    Flood { n: u32 },
+    /// Reply `bytes` bytes.
+    Big { bytes: usize },
+    /// Reply the host's time and two random numbers.
+    Env,
+    /// Send a message to a player.
+    Send { to: u64 },
+}
+
+/// The player logic of the test guest.
+pub struct TestPlayer;
+
+fn count() -> Outcome<u64> {
+    let n: u64 = state::get("count")?.unwrap_or(0) + 1;
+    state::set("count", &n);
+    Ok(n)
+}
+
+impl Player for TestPlayer {
+    fn init() -> Outcome {
+        if cfg!(feature = "bad-init") {
+            return Err(Reject::new("this build refuses to start"));
+        }
+        Ok(())
+    }
+
+    fn on_login(_player: PlayerId, name: &str) -> Outcome {
+        state::set("name", name);
+        msg::reply(&serde_json::json!({"type": "hello", "name": name, "version": VERSION}));
+        Ok(())
+    }
+
+    fn on_client(player: PlayerId, frame: &[u8]) -> Outcome {
+        match decode_frame::<Ask>(frame)? {
+            Ask::Count => {
+                let n = count()?;
+                msg::reply(&serde_json::json!({"type": "count", "count": n, "version": VERSION}));
+            }
+            Ask::Echo { payload } => msg::reply(&payload),
+            Ask::Trap => {
+                count()?;
+                panic!("asked to trap");
+            }
+            Ask::Loop => {
+                count()?;
+                let mut i: u64 = 0;
+                loop {
+                    i = std::hint::black_box(i.wrapping_add(1));
+                }
+            }
+            Ask::Bomb => {
+                count()?;
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Ask::Flood { n } => {
+                count()?;
+                for i in 0..n {
+                    msg::send(Address::Player(player), "flood", &i);
+                }
+            }
+            Ask::Big { bytes } => msg::reply(&"x".repeat(bytes)),
+            Ask::Env => {
+                let frame = serde_json::json!({"now": env::now_ms(), "r1": env::random(), "r2": env::random()});
+                msg::reply(&frame);
+            }
+            Ask::Send { to } => msg::send(Address::Player(to), "hello", &player),
+        }
+        Ok(())
+    }
+
+    fn on_message(_player: PlayerId, msg: Message) -> Outcome {
+        let n = count()?;
+        log::info(&format!("message {} #{n}", msg.kind));
+        Ok(())
+    }
+}
+
+#[cfg(feature = "player")]
+warren_guest::export_player!(TestPlayer);
+
+/// A room whose counter ticks; it carries the version of the module it was last restored
+/// by, so a test sees the move.
+#[derive(Serialize, Deserialize)]
+pub struct TestRoom {
+    id: u64,
+    ticks: u64,
+    inputs: Vec<u64>,
+    restored_by: u32,
+}
+
+impl Room for TestRoom {
+    fn init() -> Outcome {
+        if cfg!(feature = "bad-init") {
+            return Err(Reject::new("this build refuses to start"));
+        }
+        Ok(())
+    }
+
+    fn create(room: u64, _setup: &[u8]) -> Outcome<Self> {
+        Ok(TestRoom { id: room, ticks: 0, inputs: Vec::new(), restored_by: VERSION })
+    }
+
+    fn input(&mut self, player: PlayerId, input: &[u8]) -> Outcome {
+        self.inputs.push(player);
+        match input {
+            b"trap" => panic!("asked to trap"),
+            b"reject" => Err(Reject::new("asked to reject")),
+            _ => Ok(()),
+        }
+    }
+
+    fn tick(&mut self, tick: u64) -> Outcome<RoomStatus> {
+        self.ticks += 1;
+        let frame = serde_json::json!({"room": self.id, "tick": tick, "ticks": self.ticks,
+            "inputs": self.inputs.len(), "version": VERSION, "restored_by": self.restored_by});
+        msg::push(1, &frame);
+        Ok(RoomStatus::Running)
+    }
+
+    fn restore(snapshot: &[u8]) -> Outcome<Self> {
+        if cfg!(feature = "bad-restore") {
+            return Err(Reject::new("this build cannot restore rooms"));
+        }
+        let mut room: TestRoom = serde_json::from_slice(snapshot).map_err(|e| Reject::new(e.to_string()))?;
+        room.restored_by = VERSION;
+        Ok(room)
+    }
+}
+
+#[cfg(feature = "room")]
+warren_guest::export_room!(TestRoom);

@@ -1,0 +1,73 @@
+//! Loading: a module that does not compile, does not match the world, or refuses to
+//! start is rejected with a clear error, and the module serving keeps serving.
+
+use crate::{env, json, load, player_v1, runtime};
+use warren_runtime::{Baseapp, Battle, EntityState, Instance, LoadError, RoleModule};
+
+fn rejected(bytes: &[u8]) -> LoadError {
+    match runtime().load::<Baseapp>(bytes) {
+        Ok(_) => panic!("the module must be rejected"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn bad_modules_are_rejected_with_the_reason() {
+    assert_eq!(rejected(b"hello, world"), LoadError::NotWasm);
+    assert_eq!(rejected(b"\0asm\x01\0\0\0"), LoadError::CoreModule);
+
+    let good = warren_test_guests::read(warren_test_guests::PLAYER_V1);
+    let truncated = &good[..good.len() / 2];
+    assert!(matches!(rejected(truncated), LoadError::Compile(_)));
+
+    let room = warren_test_guests::read(warren_test_guests::ROOM_V1);
+    match rejected(&room) {
+        LoadError::World { world, detail } => {
+            assert_eq!(world, "baseapp");
+            assert!(detail.contains("player"), "names the missing export: {detail}");
+        }
+        other => panic!("expected a world mismatch, got {other:?}"),
+    }
+
+    let bad_init = warren_test_guests::read(warren_test_guests::PLAYER_BAD_INIT);
+    assert_eq!(rejected(&bad_init), LoadError::Init("this build refuses to start".into()));
+}
+
+#[test]
+fn a_rejected_module_leaves_the_old_one_serving() {
+    let v1 = player_v1();
+    let role = RoleModule::new(v1.clone());
+    let mut inst = Instance::new(role.clone());
+    let mut state = EntityState::new();
+    inst.on_client(&mut state, env(1), 1, br#"{"type":"count"}"#).unwrap().apply_to(&mut state);
+
+    // The upload path: load first, swap only what loaded.
+    let bad = warren_test_guests::read(warren_test_guests::PLAYER_BAD_INIT);
+    assert!(runtime().load::<Baseapp>(&bad).is_err());
+    assert_eq!(role.current().digest(), v1.digest());
+
+    let out = inst.on_client(&mut state, env(2), 1, br#"{"type":"count"}"#).expect("still serving");
+    assert_eq!(json(&out.replies[0])["version"], 1);
+    assert_eq!(json(&out.replies[0])["count"], 2);
+}
+
+#[test]
+fn a_precompiled_module_loads_and_serves() {
+    let bytes = warren_test_guests::read(warren_test_guests::PLAYER_V2);
+    let compiled = runtime().precompile(&bytes).expect("precompile");
+    // SAFETY: compiled just now by this process's engine.
+    let module = unsafe { runtime().load_precompiled::<Baseapp>(&compiled, warren_runtime::digest(&bytes)) }
+        .expect("load precompiled");
+    assert_eq!(module.digest(), warren_runtime::digest(&bytes));
+    let mut inst = Instance::new(RoleModule::new(module));
+    let out = inst.on_client(&mut EntityState::new(), env(1), 1, br#"{"type":"count"}"#).unwrap();
+    assert_eq!(json(&out.replies[0])["version"], 2);
+}
+
+#[test]
+fn modules_are_named_by_their_sha256() {
+    let bytes = warren_test_guests::read(warren_test_guests::ROOM_V1);
+    let module = load::<Battle>(warren_test_guests::ROOM_V1);
+    assert_eq!(module.digest().len(), 64);
+    assert_eq!(module.digest(), warren_runtime::digest(&bytes));
+}
