@@ -40,10 +40,4 @@ role_world!("baseapp", baseapp, "baseapp", "__export_baseapp_world", "warren_gue
 role_world!("battle", battle, "battle", "__export_battle_world", "warren_guest::bindings::battle");
 role_world!("guild", guild, "guild", "__export_guild_world", "warren_guest::bindings::guild");
 role_world!("team", team, "team", "__export_team_world", "warren_guest::bindings::team");
-role_world!(
-    "matchmaker",
-    matchmaker,
-    "matchmaker",
-    "__export_matchmaker_world",
-    "warren_guest::bindings::matchmaker"
-);
+role_world!("matchmaker", matchmaker, "matchmaker", "__export_matchmaker_world", "warren_guest::bindings::matchmaker");

@@ -162,8 +162,8 @@ macro_rules! __export_group {
     ($ty:ty, $world:ident, $export:ident) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
-            use $crate::bindings::$world::exports::warren::game as ex;
             use $crate::bindings::platform::warren::game::types as wit;
+            use $crate::bindings::$world::exports::warren::game as ex;
             struct WarrenExport;
             impl ex::lifecycle::Guest for WarrenExport {
                 fn init() -> Result<(), String> {
@@ -176,7 +176,7 @@ macro_rules! __export_group {
                     <$ty as $crate::Group>::on_message(id, msg).map_err(|r| r.0)
                 }
             }
-            $crate::bindings::$world::$export!(WarrenExport with_types_in $crate::bindings::$world);
+    $crate::bindings::$world::$export!(WarrenExport with_types_in $crate::bindings::$world);
         };
     };
 }

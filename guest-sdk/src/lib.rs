@@ -24,11 +24,11 @@ pub mod testing;
 
 pub use host::{env, log, msg, state};
 
-#[doc(hidden)]
-pub use export::room_cell as __room_cell;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub use export::message_from_wit as __message_from_wit;
+#[doc(hidden)]
+pub use export::room_cell as __room_cell;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -66,8 +66,7 @@ pub struct Message {
 impl Message {
     /// Decodes the JSON payload, with the message kind in the error.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Reject> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Reject::new(format!("bad `{}` message: {e}", self.kind)))
+        serde_json::from_slice(&self.body).map_err(|e| Reject::new(format!("bad `{}` message: {e}", self.kind)))
     }
 }
 
@@ -197,8 +196,8 @@ pub trait Room: Sized + Serialize + DeserializeOwned {
 /// What scripts usually import.
 pub mod prelude {
     pub use crate::{
-        Address, Group, Matchmaker, Message, Outcome, Player, PlayerId, Reject, Room, RoomStatus,
-        decode_frame, env, log, msg, state,
+        Address, Group, Matchmaker, Message, Outcome, Player, PlayerId, Reject, Room, RoomStatus, decode_frame, env,
+        log, msg, state,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -72,9 +72,8 @@ thread_local! {
 fn with_call<R>(f: impl FnOnce(&mut Call) -> R) -> R {
     CALL.with(|c| {
         let mut c = c.borrow_mut();
-        let call = c
-            .as_mut()
-            .expect("a host capability was used outside a harness call: wrap the handler in Harness::call");
+        let call =
+            c.as_mut().expect("a host capability was used outside a harness call: wrap the handler in Harness::call");
         f(call)
     })
 }
@@ -86,8 +85,8 @@ fn json(bytes: &[u8]) -> Value {
 /// The capabilities as the SDK's host module calls them on the host target.
 pub(crate) mod raw {
     use super::{Sent, json, with_call};
-    use crate::log::Level;
     use crate::Address;
+    use crate::log::Level;
 
     pub fn log(level: Level, text: &str) {
         with_call(|c| c.effects.logs.push((level, text.to_owned())));
@@ -160,7 +159,8 @@ impl Harness {
         self.now_ms += ms;
     }
 
-    /// Sets the random seed of the next call (each call then takes the next seed).
+    /// Sets the random seed of the next call. Each call — a rejected one too — then takes
+    /// the next seed, as each message on the host carries its own.
     pub fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
@@ -326,7 +326,8 @@ impl<R: Room> RoomHarness<R> {
         let before = room.snapshot();
         let result = self.host.call(|| f(room));
         if result.is_err() {
-            self.room = Some(R::restore(&before).expect("a room restores from its own snapshot"));
+            // Like the host: a failed call leaves the room as its snapshot before the call.
+            self.room = Some(R::restore(&before).map_err(|e| Reject::new(format!("room cannot restore itself: {e}")))?);
         }
         result
     }
@@ -351,6 +352,11 @@ impl<R: Room> RoomHarness<R> {
         let snap = room.snapshot();
         self.room = Some(R::restore(&snap)?);
         Ok(())
+    }
+
+    /// Puts a prepared room in place (as if created and played to this point).
+    pub fn set_room(&mut self, room: R) {
+        self.room = Some(room);
     }
 
     /// The room.

@@ -12,8 +12,8 @@ const GUESTS: &[(&str, &str, &[&str])] = &[
     ("ROOM_V1", "warren-test-guest", &["room"]),
     ("ROOM_V2", "warren-test-guest", &["room", "v2"]),
     ("ROOM_BAD_RESTORE", "warren-test-guest", &["room", "v2", "bad-restore"]),
-    //("SCRIPT_BASEAPP", "warren-script-baseapp", &[]),
-    //("SCRIPT_BATTLE", "warren-script-battle", &[]),
+    ("SCRIPT_BASEAPP", "warren-script-baseapp", &[]),
+    ("SCRIPT_BATTLE", "warren-script-battle", &[]),
 ];
 
 fn main() {

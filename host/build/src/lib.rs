@@ -159,11 +159,7 @@ fn check_target() -> Result<(), BuildError> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let out = Command::new(rustc).args(["--print", "sysroot"]).output().map_err(BuildError::Cargo)?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if sysroot.join("lib/rustlib").join(GUEST_TARGET).exists() {
-        Ok(())
-    } else {
-        Err(BuildError::MissingTarget)
-    }
+    if sysroot.join("lib/rustlib").join(GUEST_TARGET).exists() { Ok(()) } else { Err(BuildError::MissingTarget) }
 }
 
 /// Removes what a surrounding cargo (running a build script) set for its own build, so it

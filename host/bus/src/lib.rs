@@ -1,1 +1,114 @@
+//! `warren-bus` is Warren's message center: every queue, every commit of a handler's
+//! effects, every module blob. It knows nothing of WebAssembly.
+//!
+//! One interface, [`Bus`], over its backends. Today: the embedded backend, in-process,
+//! for `warren dev` and unit tests. The Redis backend is the cluster's.
+//!
+//! The promises:
+//! - A message is delivered at least once: it stays pending until acknowledged.
+//! - [`Bus::commit`] stores a handler's effects — the entity's state writes, its outgoing
+//!   messages and the ack of the message it handled — in one atomic step, so a crash
+//!   between steps neither loses the message nor applies it twice.
+//! - Modules are stored by sha256; the role's current version is a pointer; moving it is
+//!   announced to every host.
 
+mod embedded;
+mod types;
+
+pub use embedded::EmbeddedBus;
+pub use types::{
+    Address, BusError, Commit, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound, StateWrite,
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The message center, on one of its backends. Cheap to clone.
+#[derive(Clone)]
+pub enum Bus {
+    /// In-process: for `warren dev` and tests of code above the bus.
+    Embedded(Arc<EmbeddedBus>),
+}
+
+impl Bus {
+    /// A new, empty in-process bus.
+    pub fn embedded() -> Bus {
+        Bus::Embedded(Arc::new(EmbeddedBus::default()))
+    }
+
+    /// Appends a message to its destination's queue, stamped with the time and a random
+    /// seed (the handler's `now` and randomness, recorded so a replay is exact).
+    pub async fn send(&self, msg: Outbound) -> Result<MessageId, BusError> {
+        match self {
+            Bus::Embedded(b) => b.send(msg),
+        }
+    }
+
+    /// Takes up to `max` new messages from `queue`, waiting up to `wait` for one. They
+    /// stay pending until a [`Commit`] acknowledges them.
+    pub async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.read(queue, max, wait).await,
+        }
+    }
+
+    /// Takes again the messages of `queue` that were delivered but never acknowledged
+    /// (a new owner calls this before [`Bus::read`]).
+    pub async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.read_pending(queue)),
+        }
+    }
+
+    /// Stores a handler's effects and acknowledges its message, atomically.
+    pub async fn commit(&self, commit: Commit) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => b.commit(commit),
+        }
+    }
+
+    /// The committed state of an entity (empty if it has none yet).
+    pub async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.load_state(owner)),
+        }
+    }
+
+    /// The player id of an account name, creating the account on first use.
+    pub async fn account(&self, name: &str) -> Result<u64, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.account(name)),
+        }
+    }
+
+    /// Stores a module blob under its sha256, makes it `role`'s current module and
+    /// announces it. Validate the module before: the bus stores bytes, it does not judge
+    /// them.
+    pub async fn publish_module(&self, role: &str, bytes: Vec<u8>) -> Result<String, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.publish_module(role, bytes)),
+        }
+    }
+
+    /// A stored module blob.
+    pub async fn module(&self, digest: &str) -> Result<Vec<u8>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.module(digest),
+        }
+    }
+
+    /// The digest of `role`'s current module, if one was published.
+    pub async fn current_module(&self, role: &str) -> Result<Option<String>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.current_module(role)),
+        }
+    }
+
+    /// Every later change of a role's current module.
+    pub fn module_announcements(&self) -> broadcast::Receiver<ModuleAnnouncement> {
+        match self {
+            Bus::Embedded(b) => b.module_announcements(),
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Instances: a store running one module, and the calls made into it under limits.
 
-use crate::call::{CallEnv, EntityState, Effects, HostState};
+use crate::call::{CallEnv, Effects, EntityState, HostState};
 use crate::limits::CallError;
 use crate::module::{GuestStore, Module, RoleModule};
 use crate::world::World;
@@ -21,8 +21,8 @@ impl<W: World> Live<W> {
         store.limiter(|s| s);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(runtime.deadline_ticks());
-        let guest = W::instantiate(&module.pre, &mut store)
-            .map_err(|e| match CallError::from_wasm(e, &runtime.limits()) {
+        let guest =
+            W::instantiate(&module.pre, &mut store).map_err(|e| match CallError::from_wasm(e, &runtime.limits()) {
                 CallError::Trap(t) => CallError::Instantiate(t),
                 other => other,
             })?;

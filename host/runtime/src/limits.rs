@@ -18,12 +18,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            deadline: Duration::from_millis(50),
-            memory_bytes: 64 << 20,
-            max_emits: 1024,
-            max_emit_bytes: 1 << 20,
-        }
+        Limits { deadline: Duration::from_millis(50), memory_bytes: 64 << 20, max_emits: 1024, max_emit_bytes: 1 << 20 }
     }
 }
 
@@ -52,12 +47,7 @@ pub struct MemoryCap {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl wasmtime::ResourceLimiter for HostState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let cap = self.limits.memory_bytes;
         if desired > cap {
             // An error (not `Ok(false)`) traps at once, so the call fails with a clear
@@ -67,12 +57,7 @@ impl wasmtime::ResourceLimiter for HostState {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

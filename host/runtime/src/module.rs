@@ -72,8 +72,7 @@ impl Runtime {
     /// trial instance. Slow (Cranelift): call it off the serving path.
     pub fn load<W: World>(&self, bytes: &[u8]) -> Result<Module<W>, LoadError> {
         check_header(bytes)?;
-        let component = Component::new(&self.shared.engine, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = Component::new(&self.shared.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         self.prepare(component, digest(bytes))
     }
 
@@ -83,11 +82,7 @@ impl Runtime {
     /// # Safety
     /// `compiled` must come from [`Runtime::precompile`] of a trusted build of Warren: the
     /// bytes are native code, and wasmtime checks only their header.
-    pub unsafe fn load_precompiled<W: World>(
-        &self,
-        compiled: &[u8],
-        digest: String,
-    ) -> Result<Module<W>, LoadError> {
+    pub unsafe fn load_precompiled<W: World>(&self, compiled: &[u8], digest: String) -> Result<Module<W>, LoadError> {
         // SAFETY: the caller vouches for the bytes, as this function's contract says.
         let component = unsafe { Component::deserialize(&self.shared.engine, compiled) }
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -97,20 +92,13 @@ impl Runtime {
     /// Compiles `bytes` to native code that [`Runtime::load_precompiled`] takes.
     pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
         check_header(bytes)?;
-        self.shared
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))
+        self.shared.engine.precompile_component(bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))
     }
 
     fn prepare<W: World>(&self, component: Component, digest: String) -> Result<Module<W>, LoadError> {
-        let instance_pre = self
-            .shared
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        let pre = W::pre(instance_pre)
-            .map_err(|e| LoadError::World { world: W::NAME, detail: format!("{e:#}") })?;
+        let instance_pre =
+            self.shared.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+        let pre = W::pre(instance_pre).map_err(|e| LoadError::World { world: W::NAME, detail: format!("{e:#}") })?;
         let module = Module { digest, pre, runtime: self.clone(), _world: PhantomData };
 
         // A trial instance proves the module instantiates and accepts to serve.

@@ -52,7 +52,8 @@ impl Room {
     ) -> Result<(Room, Effects), CallError> {
         let generation = role.generation();
         let mut live = Live::new(role.current())?;
-        let (_, effects) = live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_create(s, id, setup))?;
+        let (_, effects) =
+            live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_create(s, id, setup))?;
         let checkpoint = snapshot(&mut live, env)?;
         Ok((Room { id, role, live, generation, checkpoint, journal: Vec::new() }, effects))
     }
@@ -70,7 +71,8 @@ impl Room {
     /// Applies a player's input. On failure the room is as it was before the call.
     pub fn input(&mut self, player: u64, input: &[u8], env: CallEnv) -> Result<Effects, CallError> {
         self.follow_swap(env);
-        let result = self.live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_input(s, player, input));
+        let result =
+            self.live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_input(s, player, input));
         match result {
             Ok((_, effects)) => {
                 self.journal.push(JournalEntry { player, input: input.to_vec(), env });
@@ -153,8 +155,7 @@ impl Room {
 
 /// Takes the room's snapshot.
 fn snapshot(live: &mut Live<Battle>, env: CallEnv) -> Result<Vec<u8>, CallError> {
-    live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_snapshot(s).map(Ok))
-        .map(|(snap, _)| snap)
+    live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_snapshot(s).map(Ok)).map(|(snap, _)| snap)
 }
 
 /// Snapshots the room on `live` and restores it on a fresh instance of `target`.

@@ -151,10 +151,7 @@ impl Bag {
     }
 
     fn no_slot(&self, slot: usize) -> Reject {
-        Reject::new(format!(
-            "no bag slot {slot}: the bag has slots 0 to {}",
-            self.slots.len().saturating_sub(1)
-        ))
+        Reject::new(format!("no bag slot {slot}: the bag has slots 0 to {}", self.slots.len().saturating_sub(1)))
     }
 
     /// Puts `stack` into `slot`, which must be empty.
@@ -190,11 +187,7 @@ mod tests {
     use super::*;
 
     fn stacks(bag: &Bag) -> Vec<(usize, &str, u32)> {
-        bag.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s.item.as_str(), s.count)))
-            .collect()
+        bag.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s.item.as_str(), s.count))).collect()
     }
 
     #[test]

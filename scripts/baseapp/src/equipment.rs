@@ -128,10 +128,7 @@ mod tests {
     fn unequip_needs_an_item_and_room() {
         let mut bag = bag_with(&["leather-cap"]);
         let mut eq = Equipment::default();
-        assert_eq!(
-            eq.unequip(&mut bag, EquipSlot::Head),
-            Err(Reject::new("nothing is equipped in the head slot"))
-        );
+        assert_eq!(eq.unequip(&mut bag, EquipSlot::Head), Err(Reject::new("nothing is equipped in the head slot")));
         eq.equip(&mut bag, 0, 1).unwrap();
         bag.add("wood-sword", bag.capacity() as u32).unwrap();
         let before = eq.clone();

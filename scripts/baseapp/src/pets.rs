@@ -58,9 +58,7 @@ pub fn validate_name(name: &str) -> Outcome {
         return Err(Reject::new(format!("pet name is too long: {chars} characters, at most {MAX_NAME_CHARS}")));
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))) {
-        return Err(Reject::new(format!(
-            "pet name may hold only letters, digits, spaces, `-` and `_`, not {bad:?}"
-        )));
+        return Err(Reject::new(format!("pet name may hold only letters, digits, spaces, `-` and `_`, not {bad:?}")));
     }
     if name.starts_with(' ') || name.ends_with(' ') {
         return Err(Reject::new("pet name must not start or end with a space"));

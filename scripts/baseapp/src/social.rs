@@ -37,9 +37,7 @@ pub fn send_whisper(player: PlayerId, to: PlayerId, text: &str) -> Outcome {
     }
     let chars = text.chars().count();
     if chars > MAX_WHISPER_CHARS {
-        return Err(Reject::new(format!(
-            "whisper is too long: {chars} characters, at most {MAX_WHISPER_CHARS}"
-        )));
+        return Err(Reject::new(format!("whisper is too long: {chars} characters, at most {MAX_WHISPER_CHARS}")));
     }
     let profile = Profile::load()?;
     let whisper = Whisper { from: player, from_name: profile.name, text: text.to_owned() };

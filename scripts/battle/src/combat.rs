@@ -85,10 +85,10 @@ pub fn weakest_opponent(me: &Fighter, fighters: &[Fighter]) -> Option<PlayerId> 
 /// opponent three times in four and defends the fourth.
 pub fn bot_choice(me: &Fighter, fighters: &[Fighter], now: u64) -> Command {
     let hurt = u64::from(me.hp) * 100 < u64::from(me.max_hp) * u64::from(BOT_HEAL_BELOW);
-    if hurt && me.heal_in(now) == 0 && env::random() % 4 != 0 {
+    if hurt && me.heal_in(now) == 0 && !env::random().is_multiple_of(4) {
         return Command { action: Action::Heal, target: None };
     }
-    if env::random() % 4 == 0 {
+    if env::random().is_multiple_of(4) {
         Command { action: Action::Defend, target: None }
     } else {
         Command { action: Action::Attack, target: weakest_opponent(me, fighters) }
@@ -99,8 +99,7 @@ pub fn bot_choice(me: &Fighter, fighters: &[Fighter], now: u64) -> Command {
 /// defends first, then heals, then all attacks at once — a fighter downed this tick
 /// still lands its own hit. Returns what happened, in order.
 pub fn resolve(fighters: &mut [Fighter], now: u64) -> Vec<Event> {
-    let commands: Vec<Option<Command>> =
-        fighters.iter_mut().map(|f| f.queued.take().filter(|_| f.alive())).collect();
+    let commands: Vec<Option<Command>> = fighters.iter_mut().map(|f| f.queued.take().filter(|_| f.alive())).collect();
     let defending: Vec<bool> = commands.iter().map(|c| c.is_some_and(|c| c.action == Action::Defend)).collect();
     let mut events = Vec::new();
 
@@ -120,7 +119,9 @@ pub fn resolve(fighters: &mut [Fighter], now: u64) -> Vec<Event> {
 
     let mut taken = vec![0u32; fighters.len()];
     for (i, command) in commands.iter().enumerate() {
-        let Some(Command { action: Action::Attack, target }) = *command else { continue };
+        let Some(Command { action: Action::Attack, target }) = *command else {
+            continue;
+        };
         let attacker = &fighters[i];
         let target = target
             .and_then(|t| fighters.iter().position(|f| f.id == t && f.alive() && f.team != attacker.team))

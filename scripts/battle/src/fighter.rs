@@ -146,10 +146,7 @@ mod tests {
         for action in [Action::Attack, Action::Defend, Action::Heal] {
             assert_eq!(Action::parse(action.name()), Ok(action));
         }
-        assert_eq!(
-            Action::parse("dance"),
-            Err(Reject::new("unknown action `dance`: use attack, defend or heal"))
-        );
+        assert_eq!(Action::parse("dance"), Err(Reject::new("unknown action `dance`: use attack, defend or heal")));
     }
 
     #[test]

@@ -184,7 +184,9 @@ impl Room for Battle {
         let max_ticks = match setup.max_ticks {
             None => MAX_TICKS,
             Some(t) if (1..=MAX_TICKS).contains(&t) => t,
-            Some(t) => return Err(Reject::new(format!("max_ticks {t} is not from 1 to {MAX_TICKS}"))),
+            Some(t) => {
+                return Err(Reject::new(format!("max_ticks {t} is not from 1 to {MAX_TICKS}")));
+            }
         };
         let practice = setup.practice || setup.players.len() == 1;
         let mut fighters: Vec<Fighter> = (0..)
@@ -194,15 +196,7 @@ impl Room for Battle {
         if practice {
             fighters.push(Fighter::new(BOT_ID, true, 1, bot_stats(setup.players.len())));
         }
-        let battle = Battle {
-            version: snapshot::VERSION,
-            room,
-            practice,
-            fighters,
-            ticks: 0,
-            max_ticks,
-            end: None,
-        };
+        let battle = Battle { version: snapshot::VERSION, room, practice, fighters, ticks: 0, max_ticks, end: None };
         battle.push_all(&json!({
             "type": "battle.start",
             "room": room,

@@ -63,10 +63,7 @@ fn only_gear_at_the_right_level_can_be_equipped() {
     assert_eq!(rejected(&mut p, json!({"type": "equip", "slot": 7})), "bag slot 7 is empty");
     edit_profile(&mut p, |pr| pr.gold = 500);
     ok(&mut p, json!({"type": "shop.buy", "item": "iron-helm"}));
-    assert_eq!(
-        rejected(&mut p, json!({"type": "equip", "slot": 3})),
-        "Iron Helm needs level 3, you are level 1"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "equip", "slot": 3})), "Iron Helm needs level 3, you are level 1");
 }
 
 #[test]
@@ -84,10 +81,7 @@ fn unequipping_returns_the_item_to_the_bag() {
 #[test]
 fn unequipping_an_empty_slot_is_refused() {
     let mut p = new_player();
-    assert_eq!(
-        rejected(&mut p, json!({"type": "unequip", "slot": "head"})),
-        "nothing is equipped in the head slot"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "unequip", "slot": "head"})), "nothing is equipped in the head slot");
 }
 
 #[test]

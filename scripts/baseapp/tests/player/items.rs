@@ -54,10 +54,7 @@ fn a_tome_gives_xp_and_levels_up() {
 #[test]
 fn food_and_gear_cannot_be_used() {
     let mut p = new_player();
-    assert_eq!(
-        rejected(&mut p, json!({"type": "item.use", "slot": 1})),
-        "Berry is pet food: feed it to a pet"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "item.use", "slot": 1})), "Berry is pet food: feed it to a pet");
     assert_eq!(rejected(&mut p, json!({"type": "item.use", "slot": 2})), "Wooden Sword is gear: equip it");
 }
 
@@ -65,10 +62,7 @@ fn food_and_gear_cannot_be_used() {
 fn using_a_missing_slot_is_refused() {
     let mut p = new_player();
     assert_eq!(rejected(&mut p, json!({"type": "item.use", "slot": 5})), "bag slot 5 is empty");
-    assert_eq!(
-        rejected(&mut p, json!({"type": "item.use", "slot": 20})),
-        "no bag slot 20: the bag has slots 0 to 19"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "item.use", "slot": 20})), "no bag slot 20: the bag has slots 0 to 19");
 }
 
 #[test]
@@ -87,14 +81,8 @@ fn dropping_removes_items() {
 #[test]
 fn dropping_more_than_the_stack_is_refused() {
     let mut p = new_player();
-    assert_eq!(
-        rejected(&mut p, json!({"type": "item.drop", "slot": 0, "count": 4})),
-        "bag slot 0 holds only 3"
-    );
-    assert_eq!(
-        rejected(&mut p, json!({"type": "item.drop", "slot": 0, "count": 0})),
-        "count must be at least 1"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "item.drop", "slot": 0, "count": 4})), "bag slot 0 holds only 3");
+    assert_eq!(rejected(&mut p, json!({"type": "item.drop", "slot": 0, "count": 0})), "count must be at least 1");
     assert_eq!(rejected(&mut p, json!({"type": "item.drop", "slot": 9})), "bag slot 9 is empty");
 }
 
@@ -112,9 +100,6 @@ fn selling_pays_the_sell_price() {
 #[test]
 fn selling_what_is_not_there_is_refused() {
     let mut p = new_player();
-    assert_eq!(
-        rejected(&mut p, json!({"type": "item.sell", "slot": 0, "count": 5})),
-        "bag slot 0 holds only 3"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "item.sell", "slot": 0, "count": 5})), "bag slot 0 holds only 3");
     assert_eq!(rejected(&mut p, json!({"type": "item.sell", "slot": 3})), "bag slot 3 is empty");
 }

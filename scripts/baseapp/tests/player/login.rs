@@ -54,10 +54,7 @@ fn a_blank_name_gets_a_default() {
 fn frames_before_any_login_are_refused() {
     let mut p = Harness::new(ME);
     assert_eq!(p.client(json!({"type": "profile"})).unwrap_err().0, "no profile: log in first");
-    assert_eq!(
-        p.client(json!({"type": "shop.buy", "item": "potion"})).unwrap_err().0,
-        "no profile: log in first"
-    );
+    assert_eq!(p.client(json!({"type": "shop.buy", "item": "potion"})).unwrap_err().0, "no profile: log in first");
     assert!(p.host.keys().is_empty());
 }
 

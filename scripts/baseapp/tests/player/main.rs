@@ -105,10 +105,7 @@ pub fn fill_bag(p: &mut Harness) {
 #[test]
 fn helpers_see_the_starter_state() {
     let p = new_player();
-    assert_eq!(
-        bag_items(&p),
-        vec![(0, "potion".into(), 3), (1, "berry".into(), 10), (2, "wood-sword".into(), 1)]
-    );
+    assert_eq!(bag_items(&p), vec![(0, "potion".into(), 3), (1, "berry".into(), 10), (2, "wood-sword".into(), 1)]);
     assert_eq!(profile(&p).gold, 100);
     assert_eq!(json!(p.host.keys()), json!(["bag", "profile"]));
 }

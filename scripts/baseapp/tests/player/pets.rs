@@ -111,10 +111,7 @@ fn renaming_validates_the_name() {
     ] {
         assert_eq!(rejected(&mut p, json!({"type": "pet.rename", "pet": 1, "name": name})), reason);
     }
-    assert_eq!(
-        rejected(&mut p, json!({"type": "pet.rename", "pet": 7, "name": "Rex"})),
-        "you have no pet 7"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "pet.rename", "pet": 7, "name": "Rex"})), "you have no pet 7");
 }
 
 #[test]

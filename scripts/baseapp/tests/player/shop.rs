@@ -27,12 +27,7 @@ fn a_stack_that_overflows_continues_in_a_free_slot() {
     ok(&mut p, json!({"type": "shop.buy", "item": "potion", "count": 19}));
     assert_eq!(
         bag_items(&p),
-        vec![
-            (0, "potion".into(), 20),
-            (1, "berry".into(), 10),
-            (2, "wood-sword".into(), 1),
-            (3, "potion".into(), 2),
-        ]
+        vec![(0, "potion".into(), 20), (1, "berry".into(), 10), (2, "wood-sword".into(), 1), (3, "potion".into(), 2),]
     );
     assert_eq!(profile(&p).gold, 810);
 }
@@ -65,10 +60,7 @@ fn a_full_bag_is_refused_and_keeps_the_gold() {
     assert_eq!(rejected(&mut p, json!({"type": "shop.buy", "item": "leather-cap"})), "bag is full");
     // Potions still fit on the existing stack of 3.
     ok(&mut p, json!({"type": "shop.buy", "item": "potion", "count": 17}));
-    assert_eq!(
-        rejected(&mut p, json!({"type": "shop.buy", "item": "potion"})),
-        "bag is full"
-    );
+    assert_eq!(rejected(&mut p, json!({"type": "shop.buy", "item": "potion"})), "bag is full");
 }
 
 #[test]

@@ -36,16 +36,9 @@ fn bad_whispers_are_refused() {
 fn a_whisper_received_is_pushed_to_the_client() {
     let mut p = new_player();
     let effects = p
-        .message(
-            Some(Address::Player(7)),
-            "chat.whisper",
-            json!({"from": 7, "from_name": "bob", "text": "psst"}),
-        )
+        .message(Some(Address::Player(7)), "chat.whisper", json!({"from": 7, "from_name": "bob", "text": "psst"}))
         .unwrap();
-    assert_eq!(
-        effects.pushes,
-        vec![(ME, json!({"type": "whisper", "from": 7, "from_name": "bob", "text": "psst"}))]
-    );
+    assert_eq!(effects.pushes, vec![(ME, json!({"type": "whisper", "from": 7, "from_name": "bob", "text": "psst"}))]);
     assert!(effects.replies.is_empty());
 }
 

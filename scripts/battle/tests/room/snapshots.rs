@@ -83,7 +83,10 @@ fn newer_or_broken_snapshots_are_refused() {
     let mut snap: Value = serde_json::from_slice(&practice().room().snapshot()).unwrap();
     snap["version"] = json!(VERSION + 1);
     let err = Battle::restore(&serde_json::to_vec(&snap).unwrap()).unwrap_err();
-    assert_eq!(err.0, format!("cannot restore: snapshot version {} is newer than this module's {VERSION}", VERSION + 1));
+    assert_eq!(
+        err.0,
+        format!("cannot restore: snapshot version {} is newer than this module's {VERSION}", VERSION + 1)
+    );
     assert!(Battle::restore(b"not json").unwrap_err().0.starts_with("cannot restore: "));
     let err = Battle::restore(br#"{"version": 2, "room": 1}"#).unwrap_err();
     assert!(err.0.starts_with("cannot restore: missing field"), "{err}");

@@ -1,0 +1,119 @@
+//! The values that cross the bus.
+
+use std::collections::BTreeMap;
+
+/// An entity's state: named values.
+pub type EntityState = BTreeMap<String, Vec<u8>>;
+
+/// One change to an entity's state: `None` removes the key.
+pub type StateWrite = (String, Option<Vec<u8>>);
+
+/// A message's id within its queue, increasing (`<ms>-<seq>`, as Redis Streams name them).
+pub type MessageId = String;
+
+/// A queue, named by the entity that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Address {
+    /// A player's queue.
+    Player(u64),
+    /// A guild's queue.
+    Guild(u64),
+    /// A team's queue.
+    Team(u64),
+    /// A battle room's queue.
+    Battle(u64),
+    /// A named matchmaking queue.
+    MatchQueue(String),
+}
+
+impl Address {
+    /// The hash tag of the address's owner: all its keys share it, so they share one slot
+    /// on Redis Cluster.
+    pub fn tag(&self) -> String {
+        match self {
+            Address::Player(id) => format!("{{p:{id}}}"),
+            Address::Guild(id) => format!("{{g:{id}}}"),
+            Address::Team(id) => format!("{{t:{id}}}"),
+            Address::Battle(id) => format!("{{b:{id}}}"),
+            Address::MatchQueue(name) => format!("{{m:{name}}}"),
+        }
+    }
+}
+
+/// A message on its way to a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The destination.
+    pub to: Address,
+    /// The sending entity, if any.
+    pub sender: Option<Address>,
+    /// What the message is.
+    pub kind: String,
+    /// The payload.
+    pub body: Vec<u8>,
+}
+
+/// A message as stored in a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The sending entity, if any.
+    pub sender: Option<Address>,
+    /// What the message is.
+    pub kind: String,
+    /// The payload.
+    pub body: Vec<u8>,
+    /// When it was enqueued (ms since the Unix epoch): the handler's `now`.
+    pub now_ms: u64,
+    /// The seed of the handler's random sequence for this message.
+    pub seed: u64,
+}
+
+/// A message handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its id, to acknowledge it with.
+    pub id: MessageId,
+    /// The message.
+    pub envelope: Envelope,
+    /// How many times it has been delivered, this time included.
+    pub attempts: u32,
+}
+
+/// A handler's effects, stored in one atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The entity whose state is written and whose queue's message is acknowledged.
+    pub owner: Address,
+    /// State writes of the entity.
+    pub writes: Vec<StateWrite>,
+    /// Messages to enqueue.
+    pub sends: Vec<Outbound>,
+    /// The message handled, acknowledged by this commit.
+    pub ack: Option<MessageId>,
+}
+
+/// A role's current module changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleAnnouncement {
+    /// The role (`baseapp`, `battle`, ...).
+    pub role: String,
+    /// The new current module's sha256.
+    pub digest: String,
+}
+
+/// Why a bus operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// No module is stored under that digest.
+    #[error("no module stored with digest {0}")]
+    ModuleNotFound(String),
+    /// The commit acknowledges a message that is not pending (already acknowledged:
+    /// applying it again would apply it twice).
+    #[error("message {id} of {queue} is not pending: its effects were already committed")]
+    NotPending {
+        /// The queue.
+        queue: String,
+        /// The message.
+        id: MessageId,
+    },
+}

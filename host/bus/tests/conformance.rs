@@ -1,0 +1,116 @@
+//! The bus's promises, checked through the public interface so the same suite runs on
+//! every backend.
+
+use std::time::Duration;
+use warren_bus::{Address, Bus, BusError, Commit, Outbound};
+
+fn backends() -> Vec<(&'static str, Bus)> {
+    vec![("embedded", Bus::embedded())]
+}
+
+fn msg(to: Address, kind: &str, body: &str) -> Outbound {
+    Outbound { to, sender: None, kind: kind.into(), body: body.as_bytes().to_vec() }
+}
+
+#[tokio::test]
+async fn messages_arrive_in_order_and_stay_pending_until_acked() {
+    for (name, bus) in backends() {
+        let p = Address::Player(1);
+        for i in 0..3 {
+            bus.send(msg(p.clone(), "n", &i.to_string())).await.unwrap();
+        }
+        let got = bus.read(&p, 10, Duration::from_millis(10)).await.unwrap();
+        let bodies: Vec<_> = got.iter().map(|d| d.envelope.body.clone()).collect();
+        assert_eq!(bodies, vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()], "{name}");
+        assert!(got.windows(2).all(|w| w[0].id < w[1].id || w[0].id.len() < w[1].id.len()), "{name}: ids increase");
+
+        // Not acknowledged: a new owner gets them again, with the attempt counted.
+        let again = bus.read_pending(&p).await.unwrap();
+        assert_eq!(again.len(), 3, "{name}");
+        assert!(again.iter().all(|d| d.attempts == 2), "{name}");
+
+        for d in &got {
+            bus.commit(Commit { owner: p.clone(), writes: vec![], sends: vec![], ack: Some(d.id.clone()) })
+                .await
+                .unwrap();
+        }
+        assert!(bus.read_pending(&p).await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_commit_stores_state_sends_and_ack_together_and_only_once() {
+    for (name, bus) in backends() {
+        let (a, b) = (Address::Player(10), Address::Player(11));
+        bus.send(msg(a.clone(), "hit", "1")).await.unwrap();
+        let d = bus.read(&a, 1, Duration::from_millis(10)).await.unwrap().remove(0);
+        let commit = Commit {
+            owner: a.clone(),
+            writes: vec![("hp".into(), Some(b"9".to_vec())), ("gone".into(), None)],
+            sends: vec![msg(b.clone(), "hello", "{}")],
+            ack: Some(d.id.clone()),
+        };
+        bus.commit(commit.clone()).await.unwrap();
+        assert_eq!(bus.load_state(&a).await.unwrap().get("hp").unwrap(), b"9", "{name}");
+        assert_eq!(bus.read(&b, 10, Duration::from_millis(10)).await.unwrap().len(), 1, "{name}");
+
+        // The same commit again (a retry after a lost reply) is refused whole.
+        let err = bus.commit(Commit { writes: vec![("hp".into(), Some(b"0".to_vec()))], ..commit }).await;
+        assert!(matches!(err, Err(BusError::NotPending { .. })), "{name}: {err:?}");
+        assert_eq!(bus.load_state(&a).await.unwrap().get("hp").unwrap(), b"9", "{name}: nothing applied twice");
+        assert!(bus.read(&b, 10, Duration::from_millis(10)).await.unwrap().is_empty(), "{name}: no second send");
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_reader_wakes_on_arrival() {
+    for (name, bus) in backends() {
+        let q = Address::Guild(3);
+        let reader = {
+            let (bus, q) = (bus.clone(), q.clone());
+            tokio::spawn(async move { bus.read(&q, 1, Duration::from_secs(30)).await })
+        };
+        tokio::task::yield_now().await;
+        bus.send(msg(q, "chat", "hi")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("woke").unwrap().unwrap();
+        assert_eq!(got.len(), 1, "{name}");
+        assert_eq!(got[0].envelope.kind, "chat", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn messages_carry_a_time_and_a_distinct_seed() {
+    for (name, bus) in backends() {
+        let q = Address::Team(1);
+        bus.send(msg(q.clone(), "a", "")).await.unwrap();
+        bus.send(msg(q.clone(), "b", "")).await.unwrap();
+        let got = bus.read(&q, 2, Duration::from_millis(10)).await.unwrap();
+        assert!(got[0].envelope.now_ms > 1_600_000_000_000, "{name}");
+        assert_ne!(got[0].envelope.seed, got[1].envelope.seed, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn modules_are_stored_by_digest_and_announced() {
+    for (name, bus) in backends() {
+        let mut announced = bus.module_announcements();
+        assert_eq!(bus.current_module("baseapp").await.unwrap(), None, "{name}");
+        let digest = bus.publish_module("baseapp", b"module bytes".to_vec()).await.unwrap();
+        assert_eq!(digest.len(), 64, "{name}");
+        assert_eq!(bus.module(&digest).await.unwrap(), b"module bytes", "{name}");
+        assert_eq!(bus.current_module("baseapp").await.unwrap(), Some(digest.clone()), "{name}");
+        let a = announced.recv().await.unwrap();
+        assert_eq!((a.role.as_str(), a.digest.as_str()), ("baseapp", digest.as_str()), "{name}");
+        assert!(matches!(bus.module("00").await, Err(BusError::ModuleNotFound(_))), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn accounts_get_stable_distinct_ids() {
+    for (name, bus) in backends() {
+        let ann = bus.account("ann").await.unwrap();
+        let bob = bus.account("bob").await.unwrap();
+        assert_ne!(ann, bob, "{name}");
+        assert_eq!(bus.account("ann").await.unwrap(), ann, "{name}");
+    }
+}

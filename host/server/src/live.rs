@@ -1,0 +1,95 @@
+//! Live updates: a module upload is validated, stored on the bus and announced; every
+//! host of the role loads it off the serving path and swaps it in between calls. A module
+//! that fails anywhere before the swap changes nothing: the old one keeps serving.
+
+use std::sync::Arc;
+use warren_bus::{Bus, BusError};
+use warren_runtime::{Baseapp, Battle, Guild, LoadError, Matchmaker, RoleModule, Runtime, Team, World};
+
+/// The roles whose modules Warren runs.
+pub const ROLES: &[&str] = &["baseapp", "battle", "guild", "team", "matchmaker"];
+
+/// Why a deploy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// No such role.
+    #[error("unknown role `{0}` (roles: baseapp, battle, guild, team, matchmaker)")]
+    UnknownRole(String),
+    /// The module is not fit for the role; nothing was changed.
+    #[error("{role} module refused: {source}")]
+    Invalid {
+        /// The role.
+        role: String,
+        /// Why.
+        source: LoadError,
+    },
+    /// The bus did not take it.
+    #[error("could not store the module: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// Checks `bytes` as a module of `role` (compiling it: call off the serving path).
+pub fn validate(runtime: &Runtime, role: &str, bytes: &[u8]) -> Result<(), DeployError> {
+    let checked = match role {
+        "baseapp" => runtime.load::<Baseapp>(bytes).map(drop),
+        "battle" => runtime.load::<Battle>(bytes).map(drop),
+        "guild" => runtime.load::<Guild>(bytes).map(drop),
+        "team" => runtime.load::<Team>(bytes).map(drop),
+        "matchmaker" => runtime.load::<Matchmaker>(bytes).map(drop),
+        other => return Err(DeployError::UnknownRole(other.to_owned())),
+    };
+    checked.map_err(|source| DeployError::Invalid { role: role.to_owned(), source })
+}
+
+/// Validates a module, then stores it and makes it the role's current one. Returns its
+/// digest.
+pub async fn deploy(bus: &Bus, runtime: &Runtime, role: &str, bytes: Vec<u8>) -> Result<String, DeployError> {
+    let (rt, r) = (runtime.clone(), role.to_owned());
+    let (checked, bytes) = tokio::task::spawn_blocking(move || (validate(&rt, &r, &bytes), bytes))
+        .await
+        .expect("validation does not panic");
+    checked?;
+    Ok(bus.publish_module(role, bytes).await?)
+}
+
+/// Follows the role's announcements: loads each new current module and swaps it into
+/// `slot`. Runs until the bus goes away.
+pub fn follow<W: World>(bus: Bus, runtime: Runtime, slot: Arc<RoleModule<W>>) -> tokio::task::JoinHandle<()> {
+    let mut announcements = bus.module_announcements();
+    tokio::spawn(async move {
+        loop {
+            let announced = match announcements.recv().await {
+                Ok(a) => a,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "module announcements missed; reading the current pointer");
+                    match bus.current_module(W::NAME).await {
+                        Ok(Some(digest)) => warren_bus::ModuleAnnouncement { role: W::NAME.into(), digest },
+                        _ => continue,
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if announced.role != W::NAME || slot.current().digest() == announced.digest {
+                continue;
+            }
+            if let Err(e) = swap_in(&bus, &runtime, &slot, &announced.digest).await {
+                tracing::error!(role = W::NAME, digest = %announced.digest, error = %e, "module not swapped; the old one keeps serving");
+            }
+        }
+    })
+}
+
+/// Loads module `digest` from the bus and swaps it into `slot`.
+async fn swap_in<W: World>(bus: &Bus, runtime: &Runtime, slot: &RoleModule<W>, digest: &str) -> anyhow::Result<()> {
+    let bytes = bus.module(digest).await?;
+    let rt = runtime.clone();
+    let module = tokio::task::spawn_blocking(move || rt.load::<W>(&bytes)).await??;
+    let old = slot.swap(module);
+    tracing::info!(role = W::NAME, from = %short(old.digest()), to = %short(digest), "module swapped");
+    Ok(())
+}
+
+/// The first 12 hex digits of a digest, for logs.
+pub fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
