@@ -150,6 +150,12 @@ fn main() -> wasmtime::Result<()> {
         swap.pause_us[3],
         verdict(swap.pause_us[2] < 1000.0)
     );
+    if let Some(u) = &swap.undisturbed {
+        println!(
+            "  {:<34} {:>6.1} us {:>6.1} us {:>6.1} us {:>6.1} us   ({} of {SWAPS} pauses)",
+            "pause, thread not switched out", u.pause_us[0], u.pause_us[1], u.pause_us[2], u.pause_us[3], u.count
+        );
+    }
     println!(
         "  {:<34} {:>6.2} us {:>6.2} us {:>6.2} us {:>6.1} us",
         "ordinary call", swap.ordinary_us[0], swap.ordinary_us[1], swap.ordinary_us[2], swap.ordinary_us[3]
@@ -168,6 +174,11 @@ fn main() -> wasmtime::Result<()> {
     println!("swap_pause_p99_us={:.1}", swap.pause_us[2]);
     println!("swap_pause_max_us={:.1}", swap.pause_us[3]);
     println!("swaps={SWAPS}");
+    if let Some(u) = &swap.undisturbed {
+        println!("swap_pause_undisturbed_count={}", u.count);
+        println!("swap_pause_undisturbed_median_us={:.1}", u.pause_us[0]);
+        println!("swap_pause_undisturbed_p99_us={:.1}", u.pause_us[2]);
+    }
     println!("ordinary_call_p50_us={:.3}", swap.ordinary_us[0]);
     println!("ordinary_call_p99_us={:.3}", swap.ordinary_us[2]);
     println!("load_ms={load_ms:.2}");
@@ -358,6 +369,16 @@ struct SwapFigures {
     pause_us: [f64; 4],
     ordinary_us: [f64; 4],
     ordinary_calls: usize,
+    /// Pauses during which the OS did not switch the loop's thread out (when the kernel
+    /// exposes /proc/thread-self/schedstat).
+    undisturbed: Option<Undisturbed>,
+}
+
+/// The pauses the OS did not interrupt: the cost of the swap itself, without time lost to
+/// other processes on a busy machine.
+struct Undisturbed {
+    count: usize,
+    pause_us: [f64; 4],
 }
 
 /// A call loop on one instance whose role module is swapped between `v1` and `v2` every
@@ -382,14 +403,23 @@ fn swap_loop(v1: &Arc<Module<Baseapp>>, v2: &Arc<Module<Baseapp>>, frame: &[u8],
     }
 
     let mut pauses = Vec::with_capacity(SWAPS);
+    let mut undisturbed = Vec::with_capacity(SWAPS);
+    let mut sched_visible = true;
     let mut ordinary = Vec::with_capacity(SWAPS * (CALLS_PER_SWAP - 1));
     for cycle in 0..WARMUP_SWAPS + SWAPS {
         let timed = cycle >= WARMUP_SWAPS;
         let next = modules[(cycle + 1) % 2];
         role.swap(next.clone());
+        let before = times_scheduled();
         let pause = timed_call(&mut inst);
+        let after = times_scheduled();
         if timed {
             pauses.push(pause);
+            match (before, after) {
+                (Some(b), Some(a)) if a == b => undisturbed.push(pause),
+                (Some(_), Some(_)) => {}
+                _ => sched_visible = false,
+            }
         }
         assert_eq!(inst.module_digest(), next.digest(), "the call after a swap runs the new module");
         for _ in 1..CALLS_PER_SWAP {
@@ -403,7 +433,17 @@ fn swap_loop(v1: &Arc<Module<Baseapp>>, v2: &Arc<Module<Baseapp>>, frame: &[u8],
         pause_us: spread_us(&mut pauses),
         ordinary_us: spread_us(&mut ordinary),
         ordinary_calls: ordinary.len(),
+        undisturbed: (sched_visible && !undisturbed.is_empty())
+            .then(|| Undisturbed { count: undisturbed.len(), pause_us: spread_us(&mut undisturbed) }),
     }
+}
+
+/// How many times the OS has put this thread on a CPU (the third field of
+/// /proc/thread-self/schedstat): if it did not change across a call, nothing else ran on
+/// the thread's CPU in between.
+fn times_scheduled() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// [p50, p90, p99, max] of `samples`, in µs.

@@ -69,8 +69,12 @@ fn main() -> wasmtime::Result<()> {
             Box::new(RawCaller::new(&Engine::new(&config)?, &bytes_v1, true, frame.clone())?)
         }
         "raw_warren_engine" => Box::new(RawCaller::new(runtime.engine(), &bytes_v1, true, frame.clone())?),
+        "swap" => Box::new(RawCaller::new(&plain_engine(false)?, &bytes_v1, false, frame.clone())?),
         _ => panic!("which"),
     };
+    if which == "swap" {
+        return swap_probe(&runtime, &bytes_v1, &frame);
+    }
     c.checked_call();
     c.run(100_000);
     for _ in 0..3 {
@@ -360,4 +364,53 @@ fn cpu_model() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn ctx() -> (u64, u64) {
+    let st = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let get = |k: &str| {
+        st.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    (get("voluntary_ctxt_switches"), get("nonvoluntary_ctxt_switches"))
+}
+
+fn swap_probe(runtime: &Runtime, bytes_v1: &[u8], frame: &[u8]) -> wasmtime::Result<()> {
+    let bytes_v2 = warren_test_guests::read(PLAYER_V2);
+    let v1 = Arc::new(runtime.load::<Baseapp>(bytes_v1)?);
+    let v2 = Arc::new(runtime.load::<Baseapp>(&bytes_v2)?);
+    let role = RoleModule::new(v1.clone());
+    let mut inst = Instance::new(role.clone());
+    let mut state = EntityState::new();
+    let env = CallEnv { now_ms: 1, seed: 1 };
+    let mods = [v1, v2];
+    let (mut vol, mut invol, mut ovol, mut oinvol) = (0, 0, 0, 0);
+    let mut pauses = vec![];
+    let n = 1000;
+    for c in 0..n {
+        role.swap(mods[(c + 1) % 2].clone());
+        let b = ctx();
+        let t = Instant::now();
+        inst.on_client(&mut state, env, 1, frame).unwrap();
+        let d = t.elapsed();
+        let a = ctx();
+        vol += a.0 - b.0;
+        invol += a.1 - b.1;
+        pauses.push(d);
+        for k in 0..499 {
+            if k == 10 {
+                let b = ctx();
+                inst.on_client(&mut state, env, 1, frame).unwrap();
+                let a = ctx();
+                ovol += a.0 - b.0;
+                oinvol += a.1 - b.1;
+            } else {
+                inst.on_client(&mut state, env, 1, frame).unwrap();
+            }
+        }
+    }
+    let p = spread_us(&mut pauses);
+    println!(
+        "pauses {p:?}; switches during pause calls: voluntary {vol} involuntary {invol}; during {n} ordinary calls: voluntary {ovol} involuntary {oinvol}"
+    );
+    Ok(())
 }

@@ -6,6 +6,7 @@ use crate::config::DevConfig;
 use crate::live::{follow, short};
 use crate::logic::LogicPool;
 use crate::session::{self, PlayerHost};
+use crate::watch::Refusals;
 use anyhow::Context;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
@@ -32,6 +33,7 @@ pub struct DevServer {
 struct AppState {
     players: Arc<PlayerHost>,
     bus: Bus,
+    refusals: Arc<Refusals>,
 }
 
 /// Loads a role's module from `dir`, publishes it and starts following the role.
@@ -59,7 +61,8 @@ pub async fn start(
     let bus = Bus::embedded();
     let baseapp = start_role::<warren_runtime::Baseapp>(&config.modules, &bus, &runtime).await?;
     let battle = start_role::<warren_runtime::Battle>(&config.modules, &bus, &runtime).await?;
-    let watcher = crate::watch::watch_modules(&config.modules, bus.clone(), runtime.clone())
+    let refusals = Arc::new(Refusals::default());
+    let watcher = crate::watch::watch_modules(&config.modules, bus.clone(), runtime.clone(), refusals.clone())
         .with_context(|| format!("cannot watch {}", config.modules.display()))?;
 
     let tick = Duration::from_secs(1) / config.battle.tick_hz;
@@ -73,7 +76,7 @@ pub async fn start(
         .route("/", get(index))
         .route("/ws", get(upgrade))
         .route("/modules", get(modules))
-        .with_state(AppState { players, bus });
+        .with_state(AppState { players, bus, refusals });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -97,13 +100,14 @@ async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl Into
     ws.on_upgrade(move |socket| session::serve(socket, app.players))
 }
 
-/// The current module of each role: `{"baseapp": "<sha256>", ...}`.
+/// The current module of each role, and the last refused file of each:
+/// `{"serving": {"baseapp": "<sha256>", ...}, "refused": {"baseapp": "<why>"}}`.
 async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
-    let mut out = serde_json::Map::new();
+    let mut serving = serde_json::Map::new();
     for role in crate::live::ROLES {
         if let Ok(Some(digest)) = app.bus.current_module(role).await {
-            out.insert((*role).to_owned(), digest.into());
+            serving.insert((*role).to_owned(), digest.into());
         }
     }
-    Json(out.into())
+    Json(serde_json::json!({"serving": serving, "refused": app.refusals.snapshot()}))
 }

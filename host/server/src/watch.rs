@@ -3,8 +3,9 @@
 
 use crate::live::{ROLES, deploy, short};
 use notify::{RecursiveMode, Watcher};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use warren_bus::Bus;
@@ -14,8 +15,33 @@ use warren_runtime::Runtime;
 /// writes a file in several steps.
 const SETTLE: Duration = Duration::from_millis(150);
 
+/// The last module file refused per role, with why: shown by `GET /modules`, since a
+/// refused file changes nothing else a developer could see.
+#[derive(Default)]
+pub struct Refusals(Mutex<BTreeMap<String, String>>);
+
+impl Refusals {
+    /// The last refusal of each role since its last good deploy.
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, role: &str, reason: Option<String>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(r) => map.insert(role.to_owned(), r),
+            None => map.remove(role),
+        };
+    }
+}
+
 /// Watches `dir`; stops when the returned watcher is dropped.
-pub fn watch_modules(dir: &Path, bus: Bus, runtime: Runtime) -> notify::Result<notify::RecommendedWatcher> {
+pub fn watch_modules(
+    dir: &Path,
+    bus: Bus,
+    runtime: Runtime,
+    refusals: Arc<Refusals>,
+) -> notify::Result<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
         Ok(event) if !event.kind.is_access() => {
@@ -36,7 +62,7 @@ pub fn watch_modules(dir: &Path, bus: Bus, runtime: Runtime) -> notify::Result<n
                 changed.insert(path);
             }
             for path in changed {
-                deploy_file(&path, &bus, &runtime).await;
+                deploy_file(&path, &bus, &runtime, &refusals).await;
             }
         }
     });
@@ -44,7 +70,7 @@ pub fn watch_modules(dir: &Path, bus: Bus, runtime: Runtime) -> notify::Result<n
 }
 
 /// Deploys `path` if it is a role's module that changed.
-async fn deploy_file(path: &Path, bus: &Bus, runtime: &Runtime) {
+async fn deploy_file(path: &Path, bus: &Bus, runtime: &Runtime, refusals: &Refusals) {
     let Some(role) = role_of(path) else { return };
     let bytes = match tokio::fs::read(path).await {
         Ok(bytes) => bytes,
@@ -57,9 +83,13 @@ async fn deploy_file(path: &Path, bus: &Bus, runtime: &Runtime) {
     }
     match deploy(bus, runtime, role, bytes).await {
         Ok(digest) => {
-            tracing::info!(role, digest = %short(&digest), file = %path.display(), "module deployed from file")
+            refusals.set(role, None);
+            tracing::info!(role, digest = %short(&digest), file = %path.display(), "module deployed from file");
         }
-        Err(e) => tracing::error!(file = %path.display(), error = %e, "module not deployed; the old one keeps serving"),
+        Err(e) => {
+            refusals.set(role, Some(format!("{}: {e}", path.display())));
+            tracing::error!(file = %path.display(), error = %e, "module not deployed; the old one keeps serving");
+        }
     }
 }
 

@@ -1,0 +1,90 @@
+//! `warren dev` end to end: login, the module folder watched, modules swapped live under a
+//! connected client.
+
+use crate::{Client, Dev, FRAME_WAIT, replace_file};
+use serde_json::json;
+use std::time::Instant;
+use warren_test_guests::{PLAYER_BAD_INIT, PLAYER_V1, PLAYER_V2, SCRIPT_BATTLE};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_written_to_the_folder_is_swapped_live_without_dropping_the_client() {
+    let dev = Dev::start(PLAYER_V1, SCRIPT_BATTLE).await;
+    let (mut c, _) = dev.login("ann").await;
+    assert_eq!(c.recv().await["version"], 1, "the login reply comes from v1");
+
+    c.send(json!({"type": "count"})).await;
+    let first = c.recv().await;
+    assert_eq!((first["count"].as_u64(), first["version"].as_u64()), (Some(1), Some(1)));
+
+    replace_file(&dev.module_path("baseapp"), PLAYER_V2);
+
+    // Play on, on the same connection, until the new module answers.
+    let started = Instant::now();
+    let mut expected = 2;
+    loop {
+        c.send(json!({"type": "count"})).await;
+        let reply = c.recv().await;
+        assert_eq!(reply["count"], expected, "no frame lost, no state lost across the swap: {reply}");
+        expected += 1;
+        if reply["version"] == 2 {
+            break;
+        }
+        assert!(started.elapsed() < FRAME_WAIT, "the new module never answered");
+    }
+    let serving = dev.modules().await;
+    let v2 = warren_runtime::digest(&warren_test_guests::read(PLAYER_V2));
+    assert_eq!(serving["serving"]["baseapp"], v2.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_module_in_the_folder_is_refused_and_the_old_one_keeps_serving() {
+    let dev = Dev::start(PLAYER_V1, SCRIPT_BATTLE).await;
+    let (mut c, _) = dev.login("bob").await;
+    c.recv().await;
+    let v1 = warren_runtime::digest(&warren_test_guests::read(PLAYER_V1));
+
+    replace_file(&dev.module_path("baseapp"), PLAYER_BAD_INIT);
+    let started = Instant::now();
+    let refusal = loop {
+        let modules = dev.modules().await;
+        if let Some(why) = modules["refused"]["baseapp"].as_str() {
+            break why.to_owned();
+        }
+        assert!(started.elapsed() < FRAME_WAIT, "the bad module was never judged");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(refusal.contains("init refused: this build refuses to start"), "{refusal}");
+    assert_eq!(dev.modules().await["serving"]["baseapp"], v1.as_str());
+
+    c.send(json!({"type": "count"})).await;
+    let reply = c.recv().await;
+    assert_eq!((reply["count"].as_u64(), reply["version"].as_u64()), (Some(1), Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_before_login_and_bad_names_are_answered_with_a_reason() {
+    let dev = Dev::start(PLAYER_V1, SCRIPT_BATTLE).await;
+    let mut c = Client::connect(dev.addr).await;
+    c.send(json!({"type": "count"})).await;
+    assert!(c.recv().await["reason"].as_str().unwrap().contains("log in first"));
+    c.send(json!({"type": "login", "name": "no spaces"})).await;
+    assert_eq!(c.recv().await["type"], "error");
+    c.send(json!({"type": "login", "name": "carol"})).await;
+    assert_eq!(c.recv().await["type"], "welcome");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_ends_the_first_session_and_keeps_the_state() {
+    let dev = Dev::start(PLAYER_V1, SCRIPT_BATTLE).await;
+    let (mut first, welcome) = dev.login("dan").await;
+    first.recv().await;
+    first.send(json!({"type": "count"})).await;
+    assert_eq!(first.recv().await["count"], 1);
+
+    let (mut second, again) = dev.login("dan").await;
+    assert_eq!(welcome["player"], again["player"]);
+    assert!(first.recv().await["reason"].as_str().unwrap().contains("logged in elsewhere"));
+    second.recv().await;
+    second.send(json!({"type": "count"})).await;
+    assert_eq!(second.recv().await["count"], 2, "the player's state followed them");
+}

@@ -1,0 +1,82 @@
+//! The shipped scripts, played through `warren dev`.
+
+use crate::Dev;
+use serde_json::json;
+use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_shops_and_is_refused_with_reasons() {
+    let dev = Dev::start(SCRIPT_BASEAPP, SCRIPT_BATTLE).await;
+    let (mut c, welcome) = dev.login("erin").await;
+    let profile = c.recv_type("profile").await;
+    assert_eq!(profile["name"], "erin");
+    assert_eq!(profile["id"], welcome["player"]);
+    let gold = profile["gold"].as_u64().unwrap();
+
+    c.send(json!({"type": "shop.buy", "item": "potion", "count": 2})).await;
+    let bag = c.recv_type("bag").await;
+    let potions: u64 = bag["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["item"] == "potion")
+        .map(|i| i["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(potions, 5, "3 starter potions and 2 bought: {bag}");
+    let after = c.recv_type("profile").await;
+    assert!(after["gold"].as_u64().unwrap() < gold);
+
+    c.send(json!({"type": "shop.buy", "item": "iron-sword", "count": 50})).await;
+    let refused = c.recv().await;
+    assert_eq!(refused["type"], "error");
+    assert!(refused["reason"].as_str().unwrap().contains("gold"), "{refused}");
+
+    c.send(json!({"type": "profile"})).await;
+    assert_eq!(c.recv().await["gold"], after["gold"], "a refused action changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_whisper_across_sessions_through_their_queues() {
+    let dev = Dev::start(SCRIPT_BASEAPP, SCRIPT_BATTLE).await;
+    let (mut ann, _) = dev.login("ann").await;
+    ann.recv_type("profile").await;
+    let (mut bob, bob_welcome) = dev.login("bob").await;
+    bob.recv_type("profile").await;
+
+    ann.send(json!({"type": "whisper", "to": bob_welcome["player"], "text": "hi bob"})).await;
+    assert_eq!(ann.recv().await["type"], "whisper.sent");
+    let heard = bob.recv_type("whisper").await;
+    assert_eq!(heard["text"], "hi bob");
+    assert_eq!(heard["from_name"], "ann");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_battle_runs_to_a_winner_and_pays_the_reward() {
+    let dev = Dev::start(SCRIPT_BASEAPP, SCRIPT_BATTLE).await;
+    let (mut c, welcome) = dev.login("fay").await;
+    c.recv_type("profile").await;
+
+    c.send(json!({"type": "battle.input", "action": "attack"})).await;
+    assert!(c.recv().await["reason"].as_str().unwrap().contains("not in a battle"));
+
+    c.send(json!({"type": "battle.start"})).await;
+    let started = c.recv_type("battle.started").await;
+    let room = started["room"].clone();
+    c.recv_type("battle.state").await;
+    c.send(json!({"type": "battle.input", "action": "dance"})).await;
+    assert_eq!(c.recv_type("error").await["type"], "error");
+
+    // Attack until the battle ends (the bot fights back; either may win).
+    let end = loop {
+        c.send(json!({"type": "battle.input", "action": "attack", "target": 0})).await;
+        let frame = c.recv().await;
+        if frame["type"] == "battle.end" {
+            break frame;
+        }
+    };
+    assert_eq!(end["room"], room);
+    let reward = c.recv_type("battle.reward").await;
+    assert_eq!(reward["room"], room);
+    let won = end["winners"].as_array().unwrap().contains(&welcome["player"]);
+    assert_eq!(reward["won"], won);
+}

@@ -1,0 +1,131 @@
+//! The server's integration tests, in one test binary: `warren dev` started in-process on
+//! port 0, driven through its WebSocket like a game client.
+
+mod dev;
+mod game;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use warren::config::DevConfig;
+
+/// How long a test waits for a frame before it fails.
+pub const FRAME_WAIT: Duration = Duration::from_secs(20);
+
+/// A `warren dev` serving from a temporary modules folder.
+pub struct Dev {
+    /// The modules folder.
+    pub dir: tempfile::TempDir,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Dev {
+    /// Starts with the given module files as `baseapp.wasm` and `battle.wasm`.
+    pub async fn start(baseapp: &str, battle: &str) -> Dev {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(baseapp, dir.path().join("baseapp.wasm")).expect("copy baseapp");
+        std::fs::copy(battle, dir.path().join("battle.wasm")).expect("copy battle");
+        let mut config = DevConfig::default();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.modules = dir.path().to_owned();
+        // Fast ticks, so a battle ends within a test.
+        config.battle.tick_hz = 200;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = warren::dev::start(config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("warren dev starts");
+        Dev { dir, addr: server.addr, _stop: stop }
+    }
+
+    /// The path of a module file in the watched folder.
+    pub fn module_path(&self, role: &str) -> PathBuf {
+        self.dir.path().join(format!("{role}.wasm"))
+    }
+
+    /// `GET /modules`.
+    pub async fn modules(&self) -> Value {
+        http_get_json(self.addr, "/modules").await
+    }
+
+    /// Connects a client and logs in as `name`; returns the client and the welcome frame.
+    pub async fn login(&self, name: &str) -> (Client, Value) {
+        let mut c = Client::connect(self.addr).await;
+        c.send(json!({"type": "login", "name": name})).await;
+        let welcome = c.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (c, welcome)
+    }
+}
+
+/// A game client on the WebSocket.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Connects to `/ws`.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
+        Client { ws }
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::text(frame.to_string())).await.expect("send");
+    }
+
+    /// The next JSON frame; fails the test if none comes or the connection closes.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(FRAME_WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the connection stays open")
+                .expect("a frame, not an error");
+            match msg {
+                Message::Text(text) => return serde_json::from_str(&text).expect("frames are JSON"),
+                Message::Close(c) => panic!("connection closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Frames until one of type `kind`, which is returned (the others are dropped).
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+}
+
+/// A minimal HTTP GET of a JSON page.
+async fn http_get_json(addr: SocketAddr, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("request");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.expect("response");
+    let body = resp.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).expect("JSON body")
+}
+
+/// Replaces a file the way a build does: write beside, then rename.
+pub fn replace_file(target: &Path, from: &str) {
+    let partial = target.with_extension("partial");
+    std::fs::copy(from, &partial).expect("copy");
+    std::fs::rename(&partial, target).expect("rename");
+}
