@@ -43,6 +43,7 @@ const CALLS_PER_SWAP: usize = 500;
 const RAW_DEADLINE_TICKS: u64 = 52;
 
 fn main() -> wasmtime::Result<()> {
+    let load_before = load_average();
     let (frame, expected_reply) = echo_frame();
     let bytes_v1 = warren_test_guests::read(PLAYER_V1);
     let bytes_v2 = warren_test_guests::read(PLAYER_V2);
@@ -103,12 +104,14 @@ fn main() -> wasmtime::Result<()> {
     // ---- Hot swap: one instance, its role swapped between v1 and v2 every 500 calls.
     let swap = swap_loop(&v1, &v2, &frame, &expected_reply);
     let timer_ns = timer_overhead_ns();
+    let load_after = load_average();
 
     // ---- Report.
     let cpu = cpu_model();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!();
     println!("Warren runtime: call path and hot swap ({cpu}, {cores} cores)");
+    println!("Load average (1, 5, 15 min) before: {load_before}; after: {load_after}");
     println!();
     println!(
         "Call path: on_client, {FRAME_BYTES}-byte echo frame, {ROUNDS} interleaved rounds of {CALLS_PER_ROUND} calls"
@@ -470,6 +473,13 @@ fn median(values: &[f64]) -> f64 {
 fn timer_overhead_ns() -> f64 {
     let mut samples: Vec<Duration> = (0..100_000).map(|_| Instant::now().elapsed()).collect();
     spread_us(&mut samples)[0] * 1000.0
+}
+
+/// The first three fields of /proc/loadavg: other work on the machine skews the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dev;
 pub mod live;
 pub mod logic;
+pub mod play;
 pub mod protocol;
 pub mod session;
 pub mod watch;

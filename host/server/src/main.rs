@@ -26,6 +26,15 @@ enum Command {
         #[arg(long)]
         modules: Option<PathBuf>,
     },
+    /// A terminal game client: one frame per line, JSON or `type key=value ...`.
+    Play {
+        /// The name to log in with.
+        #[arg(long)]
+        name: String,
+        /// The server's WebSocket.
+        #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
+        url: String,
+    },
     /// Builds every crate in scripts/ into modules/<role>.wasm.
     Build {
         /// The workspace holding scripts/.
@@ -46,6 +55,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Build { workspace, out } => warren::build_cmd::build_scripts(&workspace, &out),
+        Command::Play { name, url } => {
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(warren::play::play(&url, &name))
+        }
         Command::Dev { config, listen, modules } => {
             let mut cfg = match config {
                 Some(path) => DevConfig::load(&path)?,

@@ -33,11 +33,13 @@ impl Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::copy(baseapp, dir.path().join("baseapp.wasm")).expect("copy baseapp");
         std::fs::copy(battle, dir.path().join("battle.wasm")).expect("copy battle");
-        let mut config = DevConfig::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.modules = dir.path().to_owned();
-        // Fast ticks, so a battle ends within a test.
-        config.battle.tick_hz = 200;
+        let config = DevConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            modules: dir.path().to_owned(),
+            // Fast ticks, so a battle ends within a test.
+            battle: warren::config::BattleConfig { tick_hz: 200 },
+            ..DevConfig::default()
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = warren::dev::start(config, async {
             let _ = stopped.await;

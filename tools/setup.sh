@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing Warren needs on a fresh Debian machine with rustup:
+# the wasm32 target guests are built for, and rustfmt/clippy for the checks.
+# Idempotent: quick when everything is there. A missing tool is installed or the script
+# fails; nothing is skipped.
+set -euo pipefail
+
+command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with rustup first" >&2; exit 1; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "setup: adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^${component}"; then
+    echo "setup: adding ${component}"
+    rustup component add "${component}"
+  fi
+done
