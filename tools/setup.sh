@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Warren needs on a fresh Debian machine with rustup:
-# the wasm32 target guests are built for, and rustfmt/clippy for the checks.
+# the wasm32 target guests are built for, rustfmt/clippy for the checks, redis-server for
+# the tests of the Redis backend, and a C toolchain.
 # Idempotent: quick when everything is there. A missing tool is installed or the script
 # fails; nothing is skipped.
 set -euo pipefail
@@ -11,6 +12,17 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "setup: adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+# The Redis backend's tests start their own redis-server processes.
+if ! command -v redis-server >/dev/null; then
+  echo "setup: installing redis-server"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
+fi
+# A C toolchain links the host (and build scripts).
+if ! command -v cc >/dev/null; then
+  echo "setup: installing a C toolchain"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential
+fi
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed | grep -q "^${component}"; then
     echo "setup: adding ${component}"

@@ -1,8 +1,9 @@
 //! `warren-bus` is Warren's message center: every queue, every commit of a handler's
 //! effects, every module blob. It knows nothing of WebAssembly.
 //!
-//! One interface, [`Bus`], over its backends. Today: the embedded backend, in-process,
-//! for `warren dev` and unit tests. The Redis backend is the cluster's.
+//! One interface, [`Bus`], over two backends: Redis, the cluster's message center, and an
+//! embedded one, in-process, for `warren dev` and unit tests. One conformance suite
+//! (`tests/conformance.rs`) runs against both.
 //!
 //! The promises:
 //! - A message is delivered at least once: it stays pending until acknowledged.
@@ -13,9 +14,11 @@
 //!   announced to every host.
 
 mod embedded;
+mod redis;
 mod types;
 
 pub use embedded::EmbeddedBus;
+pub use redis::RedisBus;
 pub use types::{
     Address, BusError, Commit, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound, StateWrite,
 };
@@ -29,6 +32,8 @@ use tokio::sync::broadcast;
 pub enum Bus {
     /// In-process: for `warren dev` and tests of code above the bus.
     Embedded(Arc<EmbeddedBus>),
+    /// Redis: the cluster's message center.
+    Redis(Arc<RedisBus>),
 }
 
 impl Bus {
@@ -37,11 +42,17 @@ impl Bus {
         Bus::Embedded(Arc::new(EmbeddedBus::default()))
     }
 
+    /// Connects to the Redis at `url`.
+    pub async fn redis(url: &str) -> Result<Bus, BusError> {
+        Ok(Bus::Redis(Arc::new(RedisBus::connect(url).await?)))
+    }
+
     /// Appends a message to its destination's queue, stamped with the time and a random
     /// seed (the handler's `now` and randomness, recorded so a replay is exact).
     pub async fn send(&self, msg: Outbound) -> Result<MessageId, BusError> {
         match self {
             Bus::Embedded(b) => b.send(msg),
+            Bus::Redis(b) => b.send(msg).await,
         }
     }
 
@@ -50,6 +61,7 @@ impl Bus {
     pub async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
         match self {
             Bus::Embedded(b) => b.read(queue, max, wait).await,
+            Bus::Redis(b) => b.read(queue, max, wait).await,
         }
     }
 
@@ -58,6 +70,7 @@ impl Bus {
     pub async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
         match self {
             Bus::Embedded(b) => Ok(b.read_pending(queue)),
+            Bus::Redis(b) => b.read_pending(queue).await,
         }
     }
 
@@ -65,6 +78,7 @@ impl Bus {
     pub async fn commit(&self, commit: Commit) -> Result<(), BusError> {
         match self {
             Bus::Embedded(b) => b.commit(commit),
+            Bus::Redis(b) => b.commit(commit).await,
         }
     }
 
@@ -72,6 +86,7 @@ impl Bus {
     pub async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
         match self {
             Bus::Embedded(b) => Ok(b.load_state(owner)),
+            Bus::Redis(b) => b.load_state(owner).await,
         }
     }
 
@@ -79,6 +94,7 @@ impl Bus {
     pub async fn account(&self, name: &str) -> Result<u64, BusError> {
         match self {
             Bus::Embedded(b) => Ok(b.account(name)),
+            Bus::Redis(b) => b.account(name).await,
         }
     }
 
@@ -88,6 +104,7 @@ impl Bus {
     pub async fn publish_module(&self, role: &str, bytes: Vec<u8>) -> Result<String, BusError> {
         match self {
             Bus::Embedded(b) => Ok(b.publish_module(role, bytes)),
+            Bus::Redis(b) => b.publish_module(role, bytes).await,
         }
     }
 
@@ -95,6 +112,7 @@ impl Bus {
     pub async fn module(&self, digest: &str) -> Result<Vec<u8>, BusError> {
         match self {
             Bus::Embedded(b) => b.module(digest),
+            Bus::Redis(b) => b.module(digest).await,
         }
     }
 
@@ -102,6 +120,7 @@ impl Bus {
     pub async fn current_module(&self, role: &str) -> Result<Option<String>, BusError> {
         match self {
             Bus::Embedded(b) => Ok(b.current_module(role)),
+            Bus::Redis(b) => b.current_module(role).await,
         }
     }
 
@@ -109,6 +128,7 @@ impl Bus {
     pub fn module_announcements(&self) -> broadcast::Receiver<ModuleAnnouncement> {
         match self {
             Bus::Embedded(b) => b.module_announcements(),
+            Bus::Redis(b) => b.module_announcements(),
         }
     }
 }

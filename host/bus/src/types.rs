@@ -38,6 +38,21 @@ impl Address {
             Address::MatchQueue(name) => format!("{{m:{name}}}"),
         }
     }
+
+    /// Reads a tag back (`{p:42}` → `Player(42)`).
+    pub fn from_tag(tag: &str) -> Option<Address> {
+        let inner = tag.strip_prefix('{')?.strip_suffix('}')?;
+        let (kind, id) = inner.split_once(':')?;
+        let num = || id.parse::<u64>().ok();
+        Some(match kind {
+            "p" => Address::Player(num()?),
+            "g" => Address::Guild(num()?),
+            "t" => Address::Team(num()?),
+            "b" => Address::Battle(num()?),
+            "m" => Address::MatchQueue(id.to_owned()),
+            _ => return None,
+        })
+    }
 }
 
 /// A message on its way to a queue.
@@ -104,6 +119,10 @@ pub struct ModuleAnnouncement {
 /// Why a bus operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {
+    /// The message center could not be reached or refused the command; nothing was done
+    /// (a commit either fully happened or not at all).
+    #[error("message center unavailable: {0}")]
+    Unavailable(String),
     /// No module is stored under that digest.
     #[error("no module stored with digest {0}")]
     ModuleNotFound(String),

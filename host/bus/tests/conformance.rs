@@ -1,11 +1,27 @@
 //! The bus's promises, checked through the public interface so the same suite runs on
 //! every backend.
 
+mod support;
+
+use std::sync::OnceLock;
 use std::time::Duration;
+use support::RedisServer;
 use warren_bus::{Address, Bus, BusError, Commit, Outbound};
 
-fn backends() -> Vec<(&'static str, Bus)> {
-    vec![("embedded", Bus::embedded())]
+/// One redis-server for the whole suite; each test gets a database of its own.
+fn redis() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// Every backend, fresh: the embedded bus, and a Redis bus on a database of its own.
+async fn backends() -> Vec<(&'static str, Bus)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static DB: AtomicU32 = AtomicU32::new(0);
+    let db = DB.fetch_add(1, Ordering::Relaxed) % 16;
+    let url = format!("{}/{db}", redis().url);
+    let redis = Bus::redis(&url).await.expect("connect to the suite's redis-server");
+    vec![("embedded", Bus::embedded()), ("redis", redis)]
 }
 
 fn msg(to: Address, kind: &str, body: &str) -> Outbound {
@@ -14,7 +30,7 @@ fn msg(to: Address, kind: &str, body: &str) -> Outbound {
 
 #[tokio::test]
 async fn messages_arrive_in_order_and_stay_pending_until_acked() {
-    for (name, bus) in backends() {
+    for (name, bus) in backends().await {
         let p = Address::Player(1);
         for i in 0..3 {
             bus.send(msg(p.clone(), "n", &i.to_string())).await.unwrap();
@@ -40,7 +56,7 @@ async fn messages_arrive_in_order_and_stay_pending_until_acked() {
 
 #[tokio::test]
 async fn a_commit_stores_state_sends_and_ack_together_and_only_once() {
-    for (name, bus) in backends() {
+    for (name, bus) in backends().await {
         let (a, b) = (Address::Player(10), Address::Player(11));
         bus.send(msg(a.clone(), "hit", "1")).await.unwrap();
         let d = bus.read(&a, 1, Duration::from_millis(10)).await.unwrap().remove(0);
@@ -64,7 +80,7 @@ async fn a_commit_stores_state_sends_and_ack_together_and_only_once() {
 
 #[tokio::test]
 async fn a_waiting_reader_wakes_on_arrival() {
-    for (name, bus) in backends() {
+    for (name, bus) in backends().await {
         let q = Address::Guild(3);
         let reader = {
             let (bus, q) = (bus.clone(), q.clone());
@@ -80,7 +96,7 @@ async fn a_waiting_reader_wakes_on_arrival() {
 
 #[tokio::test]
 async fn messages_carry_a_time_and_a_distinct_seed() {
-    for (name, bus) in backends() {
+    for (name, bus) in backends().await {
         let q = Address::Team(1);
         bus.send(msg(q.clone(), "a", "")).await.unwrap();
         bus.send(msg(q.clone(), "b", "")).await.unwrap();
@@ -92,7 +108,7 @@ async fn messages_carry_a_time_and_a_distinct_seed() {
 
 #[tokio::test]
 async fn modules_are_stored_by_digest_and_announced() {
-    for (name, bus) in backends() {
+    for (name, bus) in backends().await {
         let mut announced = bus.module_announcements();
         assert_eq!(bus.current_module("baseapp").await.unwrap(), None, "{name}");
         let digest = bus.publish_module("baseapp", b"module bytes".to_vec()).await.unwrap();
@@ -107,7 +123,7 @@ async fn modules_are_stored_by_digest_and_announced() {
 
 #[tokio::test]
 async fn accounts_get_stable_distinct_ids() {
-    for (name, bus) in backends() {
+    for (name, bus) in backends().await {
         let ann = bus.account("ann").await.unwrap();
         let bob = bus.account("bob").await.unwrap();
         assert_ne!(ann, bob, "{name}");

@@ -27,7 +27,7 @@ use wasmtime::{Config, Engine, Store};
 /// The frame's size, everything included.
 const FRAME_BYTES: usize = 64;
 /// Timed rounds per call-path variant; the median round is reported.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 /// Calls in one timed round.
 const CALLS_PER_ROUND: u32 = 200_000;
 /// Untimed calls per variant before the first round.
