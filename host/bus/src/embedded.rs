@@ -2,7 +2,7 @@
 //! trivially atomic. For `warren dev` and unit tests; it keeps nothing across restarts.
 
 use crate::types::{
-    Address, BusError, Commit, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
+    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -14,11 +14,25 @@ use tokio::sync::{Notify, broadcast};
 #[derive(Default)]
 struct Queue {
     /// Not yet delivered, oldest first.
-    fresh: VecDeque<(MessageId, Envelope)>,
+    fresh: VecDeque<(Seq, Envelope)>,
     /// Delivered, not yet acknowledged: message and delivery count.
-    pending: BTreeMap<MessageId, (Envelope, u32)>,
+    pending: BTreeMap<Seq, (Envelope, u32)>,
     /// Wakes a reader waiting on this queue.
     arrived: Arc<Notify>,
+    /// Messages set aside after failing, oldest first.
+    dead: Vec<DeadLetter>,
+}
+
+/// A message id as numbers (`<ms>-<seq>`), so ids order as numbers, not as strings.
+type Seq = (u64, u64);
+
+fn id_of(seq: Seq) -> MessageId {
+    format!("{}-{}", seq.0, seq.1)
+}
+
+/// Parses an id; one that does not parse matches no message.
+fn key_of(id: &str) -> Seq {
+    id.split_once('-').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?))).unwrap_or((u64::MAX, u64::MAX))
 }
 
 #[derive(Default)]
@@ -54,15 +68,15 @@ impl Center {
     fn enqueue(&mut self, msg: Outbound) -> MessageId {
         let now = now_ms();
         self.last_id = if now > self.last_id.0 { (now, 0) } else { (self.last_id.0, self.last_id.1 + 1) };
-        let id = format!("{}-{}", self.last_id.0, self.last_id.1);
+        let seq = self.last_id;
         self.seeds += 1;
         // A seed that differs per message, mixed so that consecutive seeds look unrelated.
         let seed = self.seeds.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now;
         let envelope = Envelope { sender: msg.sender, kind: msg.kind, body: msg.body, now_ms: now, seed };
         let queue = self.queues.entry(msg.to).or_default();
-        queue.fresh.push_back((id.clone(), envelope));
+        queue.fresh.push_back((seq, envelope));
         queue.arrived.notify_one();
-        id
+        id_of(seq)
     }
 }
 
@@ -87,9 +101,9 @@ impl EmbeddedBus {
                     let taken: Vec<_> = q.fresh.drain(..n).collect();
                     let out = taken
                         .into_iter()
-                        .map(|(id, envelope)| {
-                            q.pending.insert(id.clone(), (envelope.clone(), 1));
-                            Delivery { id, envelope, attempts: 1 }
+                        .map(|(seq, envelope)| {
+                            q.pending.insert(seq, (envelope.clone(), 1));
+                            Delivery { id: id_of(seq), envelope, attempts: 1 }
                         })
                         .collect();
                     return Ok(out);
@@ -109,9 +123,9 @@ impl EmbeddedBus {
         let Some(q) = center.queues.get_mut(queue) else { return Vec::new() };
         q.pending
             .iter_mut()
-            .map(|(id, (envelope, attempts))| {
+            .map(|(seq, (envelope, attempts))| {
                 *attempts += 1;
-                Delivery { id: id.clone(), envelope: envelope.clone(), attempts: *attempts }
+                Delivery { id: id_of(*seq), envelope: envelope.clone(), attempts: *attempts }
             })
             .collect()
     }
@@ -119,7 +133,7 @@ impl EmbeddedBus {
     pub(crate) fn commit(&self, commit: Commit) -> Result<(), BusError> {
         let mut center = self.lock();
         if let Some(id) = &commit.ack {
-            let pending = center.queues.get(&commit.owner).is_some_and(|q| q.pending.contains_key(id));
+            let pending = center.queues.get(&commit.owner).is_some_and(|q| q.pending.contains_key(&key_of(id)));
             if !pending {
                 return Err(BusError::NotPending { queue: commit.owner.tag(), id: id.clone() });
             }
@@ -137,9 +151,24 @@ impl EmbeddedBus {
         if let Some(id) = commit.ack
             && let Some(q) = center.queues.get_mut(&commit.owner)
         {
-            q.pending.remove(&id);
+            q.pending.remove(&key_of(&id));
         }
         Ok(())
+    }
+
+    pub(crate) fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
+        let mut center = self.lock();
+        let q = center.queues.entry(queue.clone()).or_default();
+        let Some((envelope, _)) = q.pending.remove(&key_of(&delivery.id)) else {
+            return Err(BusError::NotPending { queue: queue.tag(), id: delivery.id.clone() });
+        };
+        let id = delivery.id.clone();
+        q.dead.push(DeadLetter { queue: queue.clone(), id, envelope, error: error.to_owned() });
+        Ok(())
+    }
+
+    pub(crate) fn dead_letters(&self, queue: &Address) -> Vec<DeadLetter> {
+        self.lock().queues.get(queue).map(|q| q.dead.clone()).unwrap_or_default()
     }
 
     pub(crate) fn load_state(&self, owner: &Address) -> EntityState {

@@ -20,7 +20,8 @@ mod types;
 pub use embedded::EmbeddedBus;
 pub use redis::RedisBus;
 pub use types::{
-    Address, BusError, Commit, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound, StateWrite,
+    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
+    StateWrite,
 };
 
 use std::sync::Arc;
@@ -79,6 +80,23 @@ impl Bus {
         match self {
             Bus::Embedded(b) => b.commit(commit),
             Bus::Redis(b) => b.commit(commit).await,
+        }
+    }
+
+    /// Sets a message that keeps failing aside, with its error: acknowledges it and stores
+    /// it in the queue's dead-letter list, in one atomic step.
+    pub async fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => b.dead_letter(queue, delivery, error),
+            Bus::Redis(b) => b.dead_letter(queue, delivery, error).await,
+        }
+    }
+
+    /// The dead letters of a queue, oldest first.
+    pub async fn dead_letters(&self, queue: &Address) -> Result<Vec<DeadLetter>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.dead_letters(queue)),
+            Bus::Redis(b) => b.dead_letters(queue).await,
         }
     }
 

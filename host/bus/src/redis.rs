@@ -8,7 +8,7 @@
 //! (a crash between relay and delete) is applied once.
 
 use crate::types::{
-    Address, BusError, Commit, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
+    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
 };
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
@@ -72,6 +72,23 @@ end
 return 'OK'
 "#;
 
+/// Moves a pending message to the queue's dead letters, with its error, and acks it.
+const DEAD_LETTER_LUA: &str = r#"
+local q, dead, id, err = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local p = redis.call('XPENDING', q, 'g', id, id, 1)
+if #p == 0 then return redis.error_reply('NOTPENDING') end
+local entry = redis.call('XRANGE', q, id, id)
+local fields = entry[1][2]
+table.insert(fields, 'id')
+table.insert(fields, id)
+table.insert(fields, 'err')
+table.insert(fields, err)
+redis.call('XADD', dead, '*', unpack(fields))
+redis.call('XACK', q, 'g', id)
+redis.call('XDEL', q, id)
+return 'OK'
+"#;
+
 /// Gives an account name its player id, creating it once.
 const ACCOUNT_LUA: &str = r#"
 local id = redis.call('HGET', KEYS[1], ARGV[1])
@@ -95,6 +112,7 @@ pub struct RedisBus {
     /// Queues whose group this process has made sure exists.
     grouped: Mutex<HashSet<String>>,
     commit: Script,
+    dead_letter: Script,
     account: Script,
     /// Module announcements, fed from the Redis channel.
     announcements: broadcast::Sender<ModuleAnnouncement>,
@@ -146,6 +164,7 @@ impl RedisBus {
             consumer: format!("c{:016x}", random_u64()),
             grouped: Mutex::new(HashSet::new()),
             commit: Script::new(COMMIT_LUA),
+            dead_letter: Script::new(DEAD_LETTER_LUA),
             account: Script::new(ACCOUNT_LUA),
             announcements,
         })
@@ -318,6 +337,39 @@ impl RedisBus {
                 let _: u64 = self.conn.clone().xdel(&outbox, &[&entry.id]).await.map_err(unavailable)?;
             }
         }
+    }
+
+    pub(crate) async fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
+        let result: redis::RedisResult<String> = self
+            .dead_letter
+            .key(queue_key(queue))
+            .key(format!("{}:dead", queue.tag()))
+            .arg(&delivery.id)
+            .arg(error)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("NOTPENDING") => {
+                Err(BusError::NotPending { queue: queue.tag(), id: delivery.id.clone() })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    pub(crate) async fn dead_letters(&self, queue: &Address) -> Result<Vec<DeadLetter>, BusError> {
+        let range: StreamRangeReply =
+            self.conn.clone().xrange_all(format!("{}:dead", queue.tag())).await.map_err(unavailable)?;
+        Ok(range
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let text = |f: &str| field(&entry, f).map(|b| String::from_utf8_lossy(&b).into_owned());
+                let (id, error) = (text("id")?, text("err").unwrap_or_default());
+                let envelope = delivery(entry, 0)?.envelope;
+                Some(DeadLetter { queue: queue.clone(), id, envelope, error })
+            })
+            .collect())
     }
 
     pub(crate) async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {

@@ -107,6 +107,19 @@ pub struct Commit {
     pub ack: Option<MessageId>,
 }
 
+/// A message that kept failing, set aside with its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The queue it was taken from.
+    pub queue: Address,
+    /// Its id in that queue.
+    pub id: MessageId,
+    /// The message.
+    pub envelope: Envelope,
+    /// Why its handler failed, the last time.
+    pub error: String,
+}
+
 /// A role's current module changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleAnnouncement {

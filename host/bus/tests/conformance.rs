@@ -38,7 +38,11 @@ async fn messages_arrive_in_order_and_stay_pending_until_acked() {
         let got = bus.read(&p, 10, Duration::from_millis(10)).await.unwrap();
         let bodies: Vec<_> = got.iter().map(|d| d.envelope.body.clone()).collect();
         assert_eq!(bodies, vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()], "{name}");
-        assert!(got.windows(2).all(|w| w[0].id < w[1].id || w[0].id.len() < w[1].id.len()), "{name}: ids increase");
+        let seq = |id: &str| {
+            let (ms, n) = id.split_once('-').expect("<ms>-<seq>");
+            (ms.parse::<u64>().unwrap(), n.parse::<u64>().unwrap())
+        };
+        assert!(got.windows(2).all(|w| seq(&w[0].id) < seq(&w[1].id)), "{name}: ids increase");
 
         // Not acknowledged: a new owner gets them again, with the attempt counted.
         let again = bus.read_pending(&p).await.unwrap();
@@ -128,5 +132,51 @@ async fn accounts_get_stable_distinct_ids() {
         let bob = bus.account("bob").await.unwrap();
         assert_ne!(ann, bob, "{name}");
         assert_eq!(bus.account("ann").await.unwrap(), ann, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_message_is_set_aside_with_its_error() {
+    for (name, bus) in backends().await {
+        let q = Address::Player(77);
+        bus.send(msg(q.clone(), "poison", "{}")).await.unwrap();
+        bus.send(msg(q.clone(), "fine", "{}")).await.unwrap();
+        let got = bus.read(&q, 1, Duration::from_millis(10)).await.unwrap();
+        bus.dead_letter(&q, &got[0], "trapped: unreachable").await.unwrap();
+        assert!(bus.read_pending(&q).await.unwrap().is_empty(), "{name}: acknowledged");
+        assert!(
+            matches!(bus.dead_letter(&q, &got[0], "again").await, Err(BusError::NotPending { .. })),
+            "{name}: only once"
+        );
+        let dead = bus.dead_letters(&q).await.unwrap();
+        assert_eq!(dead.len(), 1, "{name}");
+        assert_eq!(
+            (dead[0].id.as_str(), dead[0].error.as_str()),
+            (got[0].id.as_str(), "trapped: unreachable"),
+            "{name}"
+        );
+        assert_eq!(dead[0].envelope.kind, "poison", "{name}");
+        let next = bus.read(&q, 10, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(next[0].envelope.kind, "fine", "{name}: the queue moves on");
+    }
+}
+
+#[tokio::test]
+async fn pending_messages_come_back_in_order_even_many_in_one_millisecond() {
+    for (name, bus) in backends().await {
+        let q = Address::Player(78);
+        for i in 0..25 {
+            bus.send(msg(q.clone(), "n", &i.to_string())).await.unwrap();
+        }
+        bus.read(&q, 25, Duration::from_millis(10)).await.unwrap();
+        let again: Vec<String> = bus
+            .read_pending(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| String::from_utf8(d.envelope.body).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        assert_eq!(again, expected, "{name}");
     }
 }

@@ -89,24 +89,35 @@ pub struct HostState {
     pub(crate) limits: Limits,
     /// The call in progress (empty between calls).
     call: ActiveCall,
+    /// Linear memory the instance holds, all memories together, for the memory cap.
+    pub(crate) memory_bytes: usize,
 }
 
 impl HostState {
     pub(crate) fn new(limits: Limits) -> Self {
-        HostState { limits, call: ActiveCall::default() }
+        HostState { limits, call: ActiveCall::default(), memory_bytes: 0 }
     }
 
     /// Starts a call over `state` (moved in; handed back by [`HostState::finish`]).
     pub(crate) fn begin(&mut self, state: EntityState, env: CallEnv) {
-        self.call = ActiveCall { state, env: Some(env), rng: env.seed, ..ActiveCall::default() };
+        // Reset in place: this runs on every call, and the buffers are empty already.
+        let c = &mut self.call;
+        c.state = state;
+        c.env = Some(env);
+        c.rng = env.seed;
+        c.emitted = 0;
+        c.emitted_bytes = 0;
     }
 
     /// Ends the call: gives the state back, with the call's effects.
     pub(crate) fn finish(&mut self) -> (EntityState, Effects) {
-        let call = std::mem::take(&mut self.call);
-        let mut effects = call.effects;
-        effects.writes = call.writes.into_iter().collect();
-        (call.state, effects)
+        let c = &mut self.call;
+        let mut effects = std::mem::take(&mut c.effects);
+        if !c.writes.is_empty() {
+            effects.writes = std::mem::take(&mut c.writes).into_iter().collect();
+        }
+        c.env = None;
+        (std::mem::take(&mut c.state), effects)
     }
 
     /// Counts one emitted item of `bytes` bytes against the call's caps.

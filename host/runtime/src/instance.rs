@@ -93,18 +93,19 @@ impl<W: World> Instance<W> {
     }
 
     /// Moves to the role's current module if it changed, and instantiates if needed.
-    fn ready(&mut self) -> Result<&mut Live<W>, CallError> {
+    /// Returns the replaced instance, to be retired after the call: freeing its memory
+    /// while the new one maps its own would contend for the process's memory map lock.
+    fn ready(&mut self) -> Result<(&mut Live<W>, Option<Live<W>>), CallError> {
         let generation = self.role.generation();
-        if self.live.as_ref().is_some_and(|(g, _)| *g != generation)
-            && let Some((_, old)) = self.live.take()
-        {
-            old.retire();
+        let mut replaced = None;
+        if self.live.as_ref().is_some_and(|(g, _)| *g != generation) {
+            replaced = self.live.take().map(|(_, old)| old);
         }
         if self.live.is_none() {
             let live = Live::new(self.role.current())?;
             self.live = Some((generation, live));
         }
-        Ok(&mut self.live.as_mut().expect("instantiated above").1)
+        Ok((&mut self.live.as_mut().expect("instantiated above").1, replaced))
     }
 
     /// Runs one call (see [`Live::call`]). A fault drops the instance, so the next call
@@ -115,7 +116,11 @@ impl<W: World> Instance<W> {
         env: CallEnv,
         f: impl FnOnce(&W::Guest, &mut GuestStore) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<(R, Effects), CallError> {
-        let result = self.ready()?.call(state, env, f);
+        let (live, replaced) = self.ready()?;
+        let result = live.call(state, env, f);
+        if let Some(old) = replaced {
+            old.retire();
+        }
         if let Err(e) = &result
             && e.is_fault()
             && let Some((_, broken)) = self.live.take()

@@ -45,16 +45,36 @@ pub struct MemoryCap {
 
 /// The most table elements an instance may have (guests need a few hundred).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// The most core instances, memories and tables a store may hold. A Rust guest component
+/// has a handful of each; the bounds keep a crafted one from multiplying its memory.
+const MAX_CORE_INSTANCES: usize = 32;
+const MAX_MEMORIES: usize = 4;
+const MAX_TABLES: usize = 16;
 
 impl wasmtime::ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // The cap is for the whole instance: a component may hold several memories.
         let cap = self.limits.memory_bytes;
-        if desired > cap {
+        let total = self.memory_bytes - current.min(self.memory_bytes) + desired;
+        if total > cap {
             // An error (not `Ok(false)`) traps at once, so the call fails with a clear
             // cause instead of an allocator abort deep in the guest.
-            return Err(wasmtime::Error::new(MemoryCap { desired, cap }));
+            return Err(wasmtime::Error::new(MemoryCap { desired: total, cap }));
         }
+        self.memory_bytes = total;
         Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {

@@ -49,10 +49,14 @@ fn sixty_swaps_under_load_lose_no_call_and_no_state() {
         })
         .collect();
 
+    let started = std::time::Instant::now();
     for i in 0..SWAPS {
-        // Let calls run between swaps: wait for at least one more call.
+        // Let calls run between swaps: wait for at least one more call per worker.
         let before = calls.load(Ordering::Relaxed);
         while calls.load(Ordering::Relaxed) < before + WORKERS as u64 {
+            // A worker that stopped (its assertion failed) must fail the test, not hang it.
+            assert!(!workers.iter().any(|w| w.is_finished()), "a worker stopped during the swaps");
+            assert!(started.elapsed() < std::time::Duration::from_secs(120), "calls stopped progressing");
             std::thread::yield_now();
         }
         role.swap(if i % 2 == 0 { v2.clone() } else { v1.clone() });
