@@ -18,7 +18,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_bus::Bus;
-use warren_runtime::{RoleModule, Runtime, World};
+use warren_runtime::{Baseapp, Battle, RoleModule, Runtime, World};
+
+/// Largest client frame taken, in bytes.
+const MAX_FRAME: usize = 64 * 1024;
 
 /// A running `warren dev`.
 pub struct DevServer {
@@ -34,10 +37,18 @@ struct AppState {
     players: Arc<PlayerHost>,
     bus: Bus,
     refusals: Arc<Refusals>,
+    /// What this process serves, role by role (the bus pointer says what was published).
+    baseapp: Arc<RoleModule<Baseapp>>,
+    battle: Arc<RoleModule<Battle>>,
 }
 
 /// Loads a role's module from `dir`, publishes it and starts following the role.
-async fn start_role<W: World>(dir: &Path, bus: &Bus, runtime: &Runtime) -> anyhow::Result<Arc<RoleModule<W>>> {
+async fn start_role<W: World>(
+    dir: &Path,
+    bus: &Bus,
+    runtime: &Runtime,
+    refusals: &Arc<Refusals>,
+) -> anyhow::Result<Arc<RoleModule<W>>> {
     let path = dir.join(format!("{}.wasm", W::NAME));
     let bytes = tokio::fs::read(&path)
         .await
@@ -48,7 +59,7 @@ async fn start_role<W: World>(dir: &Path, bus: &Bus, runtime: &Runtime) -> anyho
     bus.publish_module(W::NAME, bytes).await?;
     tracing::info!(role = W::NAME, digest = %short(module.digest()), "module loaded");
     let slot = RoleModule::new(module);
-    follow(bus.clone(), runtime.clone(), slot.clone());
+    follow(bus.clone(), runtime.clone(), slot.clone(), refusals.clone());
     Ok(slot)
 }
 
@@ -59,24 +70,24 @@ pub async fn start(
 ) -> anyhow::Result<DevServer> {
     let runtime = Runtime::new(config.limits.to_limits()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bus = Bus::embedded();
-    let baseapp = start_role::<warren_runtime::Baseapp>(&config.modules, &bus, &runtime).await?;
-    let battle = start_role::<warren_runtime::Battle>(&config.modules, &bus, &runtime).await?;
     let refusals = Arc::new(Refusals::default());
+    let baseapp = start_role::<Baseapp>(&config.modules, &bus, &runtime, &refusals).await?;
+    let battle = start_role::<Battle>(&config.modules, &bus, &runtime, &refusals).await?;
     let watcher = crate::watch::watch_modules(&config.modules, bus.clone(), runtime.clone(), refusals.clone())
         .with_context(|| format!("cannot watch {}", config.modules.display()))?;
 
     let tick = Duration::from_secs(1) / config.battle.tick_hz;
     let players = Arc::new(PlayerHost {
         bus: bus.clone(),
-        logic: LogicPool::new(baseapp),
-        battles: BattleHost::start(battle, bus.clone(), tick),
+        logic: LogicPool::new(baseapp.clone()),
+        battles: BattleHost::start(battle.clone(), bus.clone(), tick),
         sessions: Default::default(),
     });
     let app = Router::new()
         .route("/", get(index))
         .route("/ws", get(upgrade))
         .route("/modules", get(modules))
-        .with_state(AppState { players, bus, refusals });
+        .with_state(AppState { players, bus, refusals, baseapp, battle });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -97,17 +108,25 @@ async fn index() -> &'static str {
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| session::serve(socket, app.players))
+    // Client frames are small; a 64 KiB cap keeps a client from making the host parse
+    // (and a guest copy) megabytes.
+    ws.max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| session::serve(socket, app.players))
 }
 
-/// The current module of each role, and the last refused file of each:
-/// `{"serving": {"baseapp": "<sha256>", ...}, "refused": {"baseapp": "<why>"}}`.
+/// What each role serves in this process, what the bus has published, and the last
+/// refusal of each: `{"serving": {"baseapp": "<sha256>"}, "published": {...}, "refused": {...}}`.
 async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
-    let mut serving = serde_json::Map::new();
+    let mut published = serde_json::Map::new();
     for role in crate::live::ROLES {
         if let Ok(Some(digest)) = app.bus.current_module(role).await {
-            serving.insert((*role).to_owned(), digest.into());
+            published.insert((*role).to_owned(), digest.into());
         }
     }
-    Json(serde_json::json!({"serving": serving, "refused": app.refusals.snapshot()}))
+    let serving = serde_json::json!({
+        "baseapp": app.baseapp.current().digest(),
+        "battle": app.battle.current().digest(),
+    });
+    Json(serde_json::json!({"serving": serving, "published": published, "refused": app.refusals.snapshot()}))
 }

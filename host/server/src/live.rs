@@ -2,6 +2,7 @@
 //! host of the role loads it off the serving path and swaps it in between calls. A module
 //! that fails anywhere before the swap changes nothing: the old one keeps serving.
 
+use crate::watch::Refusals;
 use std::sync::Arc;
 use warren_bus::{Bus, BusError};
 use warren_runtime::{Baseapp, Battle, Guild, LoadError, Matchmaker, RoleModule, Runtime, Team, World};
@@ -53,8 +54,14 @@ pub async fn deploy(bus: &Bus, runtime: &Runtime, role: &str, bytes: Vec<u8>) ->
 }
 
 /// Follows the role's announcements: loads each new current module and swaps it into
-/// `slot`. Runs until the bus goes away.
-pub fn follow<W: World>(bus: Bus, runtime: Runtime, slot: Arc<RoleModule<W>>) -> tokio::task::JoinHandle<()> {
+/// `slot`; a module that fails to load here is recorded in `refusals`. Runs as long as
+/// the bus's announcements do.
+pub fn follow<W: World>(
+    bus: Bus,
+    runtime: Runtime,
+    slot: Arc<RoleModule<W>>,
+    refusals: Arc<Refusals>,
+) -> tokio::task::JoinHandle<()> {
     let mut announcements = bus.module_announcements();
     tokio::spawn(async move {
         loop {
@@ -74,6 +81,7 @@ pub fn follow<W: World>(bus: Bus, runtime: Runtime, slot: Arc<RoleModule<W>>) ->
             }
             if let Err(e) = swap_in(&bus, &runtime, &slot, &announced.digest).await {
                 tracing::error!(role = W::NAME, digest = %announced.digest, error = %e, "module not swapped; the old one keeps serving");
+                refusals.set(W::NAME, Some(format!("module {} not swapped in: {e:#}", short(&announced.digest))));
             }
         }
     })

@@ -5,16 +5,19 @@ use crate::battle::{BattleHost, RoomError};
 use crate::logic::{CLIENT_FRAME, LogicPool, emit_logs, fresh_env, from_bus, outbound};
 use crate::protocol::{self, ClientFrame};
 use axum::extract::ws::{Message as WsMessage, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
-use warren_bus::{Address, Bus, Commit, Delivery, EntityState};
+use tokio::sync::{OwnedMutexGuard, oneshot};
+use warren_bus::{Address, Bus, Commit, Delivery, EntityState, MessageId};
 use warren_runtime::{Baseapp, CallEnv, CallError, CallResult, Instance, Message};
 
 /// How long one read of the player's queue waits before the session looks around again.
 const INBOX_WAIT: Duration = Duration::from_millis(500);
+/// How many times a queue message is tried before it is set aside as a dead letter.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// What a baseapp's sessions share.
 pub struct PlayerHost {
@@ -24,23 +27,39 @@ pub struct PlayerHost {
     pub logic: Arc<LogicPool<Baseapp>>,
     /// Battle rooms (in `warren dev`, in the same process).
     pub battles: BattleHost,
-    /// The live session of each player here, to end it when the player logs in again.
-    pub sessions: Mutex<HashMap<u64, (u64, oneshot::Sender<()>)>>,
+    /// Per player here: the lock a session holds while it owns the player, and the way to
+    /// end that session when the player logs in again.
+    pub sessions: Mutex<HashMap<u64, PlayerSlot>>,
+}
+
+/// A player's ownership on this host.
+#[derive(Default)]
+pub struct PlayerSlot {
+    /// Held by the session that owns the player; the next session waits for it, so two
+    /// sessions never hold the player's state at once.
+    owner: Arc<tokio::sync::Mutex<()>>,
+    /// The newest session's id and the sender that ends it.
+    newest: Option<(u64, oneshot::Sender<()>)>,
 }
 
 /// One player's session state.
-struct Session {
+struct Session<'h> {
+    host: &'h PlayerHost,
     player: u64,
     /// The player's committed state, cached: this session owns the player.
     state: EntityState,
     /// The battle room the player is in, if any.
     room: Option<u64>,
+    /// Frames for the client, sent at the next flush.
+    out: Vec<String>,
+    /// Pushed frames to acknowledge once they are on the socket.
+    sent_acks: Vec<MessageId>,
 }
 
-type Ws = WebSocket;
+type Sink = SplitSink<WebSocket, WsMessage>;
 
 /// Serves one WebSocket until it closes.
-pub async fn serve(mut socket: Ws, host: Arc<PlayerHost>) {
+pub async fn serve(mut socket: WebSocket, host: Arc<PlayerHost>) {
     let Some(name) = await_login(&mut socket).await else { return };
     if let Err(e) = run(socket, &host, &name).await {
         tracing::warn!(player = %name, error = %e, "session ended with an error");
@@ -48,160 +67,206 @@ pub async fn serve(mut socket: Ws, host: Arc<PlayerHost>) {
 }
 
 /// Waits for a valid login frame, answering anything else with an error.
-async fn await_login(socket: &mut Ws) -> Option<String> {
+async fn await_login(socket: &mut WebSocket) -> Option<String> {
     while let Some(Ok(msg)) = socket.recv().await {
-        let WsMessage::Text(text) = msg else {
-            if matches!(msg, WsMessage::Close(_)) {
-                return None;
-            }
-            continue;
+        let reply = match msg {
+            WsMessage::Text(text) => match protocol::parse(text.as_bytes()) {
+                Ok(ClientFrame::Login { name }) => return Some(name),
+                Ok(_) => protocol::error("log in first: {\"type\":\"login\",\"name\":\"...\"}"),
+                Err(reason) => protocol::error(&reason),
+            },
+            WsMessage::Close(_) => return None,
+            _ => continue,
         };
-        match protocol::parse(text.as_bytes()) {
-            Ok(ClientFrame::Login { name }) => return Some(name),
-            Ok(_) => send(socket, protocol::error("log in first: {\"type\":\"login\",\"name\":\"...\"}")).await.ok()?,
-            Err(reason) => send(socket, protocol::error(&reason)).await.ok()?,
-        }
+        socket.send(WsMessage::Text(reply.into())).await.ok()?;
     }
     None
 }
 
-async fn send(socket: &mut Ws, frame: String) -> Result<(), axum::Error> {
-    socket.send(WsMessage::Text(frame.into())).await
-}
-
-async fn run(socket: Ws, host: &PlayerHost, name: &str) -> anyhow::Result<()> {
+async fn run(socket: WebSocket, host: &PlayerHost, name: &str) -> anyhow::Result<()> {
     let player = host.bus.account(name).await?;
-    let queue = Address::Player(player);
-    let (session_id, mut kicked) = claim(host, player);
-    let (mut sink, mut stream) = socket.split();
-    let mut out = Vec::new();
-    let mut s = Session { player, state: host.bus.load_state(&queue).await?, room: None };
+    let (session_id, kicked, _owner) = claim(host, player).await;
+    let (mut sink, stream) = socket.split();
+    let mut s = Session {
+        host,
+        player,
+        state: host.bus.load_state(&Address::Player(player)).await?,
+        room: None,
+        out: vec![],
+        sent_acks: vec![],
+    };
 
-    out.push(protocol::welcome(player, name));
+    s.out.push(protocol::welcome(player, name));
     let name = name.to_owned();
-    let login = host.logic.run_on(&mut s, move |i, st, env, p| i.on_login(st, env, p, &name)).await;
-    s.finish(host, login, None, &mut out).await?;
-    // Messages a previous session took but did not finish come first.
-    for d in host.bus.read_pending(&queue).await? {
-        s.delivery(host, d, &mut out).await?;
-    }
-
-    let result = loop {
-        for frame in out.drain(..) {
-            sink.send(WsMessage::Text(frame.into())).await?;
+    let login = s.call(fresh_env(), move |i, st, env, p| i.on_login(st, env, p, &name)).await;
+    let served = match login {
+        Ok(effects) => {
+            s.commit(effects, None).await?;
+            s.serve(&mut sink, stream, kicked).await
         }
-        tokio::select! {
-            _ = &mut kicked => {
-                out.push(protocol::error("logged in elsewhere"));
-                for frame in out.drain(..) {
-                    sink.send(WsMessage::Text(frame.into())).await?;
-                }
-                break Ok(());
-            }
-            msg = stream.next() => match msg {
-                Some(Ok(WsMessage::Text(text))) => s.client(host, text.as_bytes(), &mut out).await?,
-                Some(Ok(WsMessage::Binary(_))) => out.push(protocol::error("frames are JSON text")),
-                Some(Ok(WsMessage::Close(_))) | None => break Ok(()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break Err(e.into()),
-            },
-            delivered = host.bus.read(&queue, 32, INBOX_WAIT) => {
-                for d in delivered? {
-                    s.delivery(host, d, &mut out).await?;
-                }
-            }
+        // The script refused the login: say why and end the session.
+        Err(e) => {
+            s.out.push(protocol::error(&login_refusal(&e)));
+            s.flush(&mut sink).await
         }
     };
-    let logout = host.logic.run_on(&mut s, |i, st, env, p| i.on_logout(st, env, p)).await;
-    s.finish(host, logout, None, &mut Vec::new()).await?;
+    // Whatever ended the session, the player logs out and the ownership is released.
+    let logout = s.call(fresh_env(), |i, st, env, p| i.on_logout(st, env, p)).await;
+    if let Ok(effects) = logout {
+        s.commit(effects, None).await?;
+    }
     release(host, player, session_id);
-    result
+    let _ = sink.close().await;
+    served
 }
 
-/// Makes this the player's one session here, ending an older one.
-fn claim(host: &PlayerHost, player: u64) -> (u64, oneshot::Receiver<()>) {
+fn login_refusal(e: &CallError) -> String {
+    match e {
+        CallError::Rejected(reason) => format!("login refused: {reason}"),
+        fault => format!("login failed: the server could not handle it ({})", fault.cause()),
+    }
+}
+
+/// Makes this the player's newest session here, ends the older one, and waits until the
+/// older one has finished (logout and last commit included) before taking the player.
+async fn claim(host: &PlayerHost, player: u64) -> (u64, oneshot::Receiver<()>, OwnedMutexGuard<()>) {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (kick, kicked) = oneshot::channel();
-    let old = host.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(player, (id, kick));
-    if let Some((_, old_kick)) = old {
-        let _ = old_kick.send(());
-    }
-    (id, kicked)
+    let owner = {
+        let mut sessions = host.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = sessions.entry(player).or_default();
+        if let Some((_, older)) = slot.newest.replace((id, kick)) {
+            let _ = older.send(());
+        }
+        slot.owner.clone()
+    };
+    (id, kicked, owner.lock_owned().await)
 }
 
 fn release(host: &PlayerHost, player: u64, session_id: u64) {
     let mut sessions = host.sessions.lock().unwrap_or_else(|e| e.into_inner());
-    if sessions.get(&player).is_some_and(|(id, _)| *id == session_id) {
+    // Only the newest session removes the slot: a newer one may be waiting on its lock.
+    if sessions.get(&player).and_then(|s| s.newest.as_ref()).is_some_and(|(id, _)| *id == session_id) {
         sessions.remove(&player);
     }
 }
 
-impl LogicPool<Baseapp> {
-    /// Runs a player handler over the session's state, with a fresh env.
-    async fn run_on(
-        self: &Arc<Self>,
-        s: &mut Session,
-        call: impl FnOnce(&mut Instance<Baseapp>, &mut EntityState, CallEnv, u64) -> CallResult + Send + 'static,
-    ) -> CallResult {
-        self.run_with_env(s, fresh_env(), call).await
+impl Session<'_> {
+    /// The session's loop: client frames and the player's queue, one at a time.
+    async fn serve(
+        &mut self,
+        sink: &mut Sink,
+        mut stream: SplitStream<WebSocket>,
+        mut kicked: oneshot::Receiver<()>,
+    ) -> anyhow::Result<()> {
+        let queue = Address::Player(self.player);
+        // Messages a previous session took but did not finish come first.
+        for d in self.host.bus.read_pending(&queue).await? {
+            self.delivery(d).await?;
+        }
+        loop {
+            self.flush(sink).await?;
+            tokio::select! {
+                _ = &mut kicked => {
+                    self.out.push(protocol::error("logged in elsewhere"));
+                    return self.flush(sink).await;
+                }
+                msg = stream.next() => match msg {
+                    Some(Ok(WsMessage::Text(text))) => self.client(text.as_bytes()).await?,
+                    Some(Ok(WsMessage::Binary(_))) => self.out.push(protocol::error("frames are JSON text")),
+                    Some(Ok(WsMessage::Close(_))) | None => return Ok(()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                },
+                // Dropping this read when a client frame wins is safe on the embedded bus,
+                // whose read takes messages only as it returns. A Redis read in flight may
+                // have taken some: sessions on Redis must read through a task of their own.
+                delivered = self.host.bus.read(&queue, 32, INBOX_WAIT) => {
+                    for d in delivered? {
+                        self.delivery(d).await?;
+                    }
+                }
+            }
+        }
     }
 
-    async fn run_with_env(
-        self: &Arc<Self>,
-        s: &mut Session,
+    /// Sends the queued frames, then acknowledges the pushed frames among them.
+    async fn flush(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+        for frame in self.out.drain(..) {
+            sink.send(WsMessage::Text(frame.into())).await?;
+        }
+        for id in self.sent_acks.drain(..) {
+            let ack = Commit { owner: Address::Player(self.player), writes: vec![], sends: vec![], ack: Some(id) };
+            self.host.bus.commit(ack).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a player handler over the session's state.
+    async fn call(
+        &mut self,
         env: CallEnv,
         call: impl FnOnce(&mut Instance<Baseapp>, &mut EntityState, CallEnv, u64) -> CallResult + Send + 'static,
     ) -> CallResult {
-        let mut state = std::mem::take(&mut s.state);
-        let player = s.player;
+        let mut state = std::mem::take(&mut self.state);
+        let player = self.player;
         let (state, result) = self
+            .host
+            .logic
             .run(move |inst| {
                 let r = call(inst, &mut state, env, player);
                 (state, r)
             })
             .await;
-        s.state = state;
+        self.state = state;
         result
     }
-}
 
-impl Session {
     /// A frame from the client.
-    async fn client(&mut self, host: &PlayerHost, text: &[u8], out: &mut Vec<String>) -> anyhow::Result<()> {
+    async fn client(&mut self, text: &[u8]) -> anyhow::Result<()> {
+        let host = self.host;
         match protocol::parse(text) {
-            Err(reason) => out.push(protocol::error(&reason)),
-            Ok(ClientFrame::Login { .. }) => out.push(protocol::error("already logged in")),
+            Err(reason) => self.out.push(protocol::error(&reason)),
+            Ok(ClientFrame::Login { .. }) => self.out.push(protocol::error("already logged in")),
             Ok(ClientFrame::BattleStart) => match host.battles.create(protocol::practice_setup(self.player)).await {
                 Ok(room) => {
                     self.room = Some(room);
-                    out.push(protocol::battle_started(room));
+                    self.out.push(protocol::battle_started(room));
                 }
-                Err(e) => out.push(protocol::error(&format!("cannot start a battle: {e}"))),
+                Err(e) => self.out.push(protocol::error(&format!("cannot start a battle: {e}"))),
             },
             Ok(ClientFrame::BattleInput) => match self.room {
-                None => out.push(protocol::error("not in a battle: send {\"type\":\"battle.start\"} first")),
+                None => self.out.push(protocol::error("not in a battle: send {\"type\":\"battle.start\"} first")),
                 Some(room) => match host.battles.input(room, self.player, text.to_vec()).await {
-                    Ok(()) => {}
-                    Err(RoomError::Call(CallError::Rejected(reason))) => out.push(protocol::error(&reason)),
-                    Err(e) => out.push(protocol::error(&e.to_string())),
+                    Ok(replies) => self.out.extend(replies),
+                    Err(RoomError::Call(CallError::Rejected(reason))) => self.out.push(protocol::error(&reason)),
+                    Err(e) => self.out.push(protocol::error(&e.to_string())),
                 },
             },
             Ok(ClientFrame::Game) => {
                 let frame = text.to_vec();
-                let result = host.logic.run_on(self, move |i, st, env, p| i.on_client(st, env, p, &frame)).await;
-                self.finish(host, result, None, out).await?;
+                match self.call(fresh_env(), move |i, st, env, p| i.on_client(st, env, p, &frame)).await {
+                    Ok(effects) => self.commit(effects, None).await?,
+                    Err(CallError::Rejected(reason)) => self.out.push(protocol::error(&reason)),
+                    Err(fault) => {
+                        tracing::warn!(player = self.player, cause = fault.cause(), error = %fault, "client frame failed");
+                        let reason = format!("the server could not handle that ({})", fault.cause());
+                        self.out.push(protocol::error(&reason));
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// A message from the player's queue.
-    async fn delivery(&mut self, host: &PlayerHost, d: Delivery, out: &mut Vec<String>) -> anyhow::Result<()> {
+    /// A message from the player's queue. A handler fault is retried (each try on a fresh
+    /// instance) up to [`MAX_ATTEMPTS`] in all, then the message is set aside as a dead
+    /// letter, so one bad message never blocks the player's queue.
+    async fn delivery(&mut self, d: Delivery) -> anyhow::Result<()> {
         if d.envelope.kind == CLIENT_FRAME {
-            out.push(String::from_utf8_lossy(&d.envelope.body).into_owned());
-            let ack = Commit { owner: Address::Player(self.player), writes: vec![], sends: vec![], ack: Some(d.id) };
-            host.bus.commit(ack).await?;
+            self.out.push(String::from_utf8_lossy(&d.envelope.body).into_owned());
+            self.sent_acks.push(d.id);
             return Ok(());
         }
         let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
@@ -210,48 +275,41 @@ impl Session {
             kind: d.envelope.kind.clone(),
             body: d.envelope.body.clone(),
         };
-        let result = host.logic.run_with_env(self, env, move |i, st, env, p| i.on_message(st, env, p, &msg)).await;
-        self.finish(host, result, Some(d.id), out).await
-    }
-
-    /// Commits a call's effects (and acks its message), then queues its replies; or
-    /// reports why it failed. A failed call commits nothing; a message that failed is
-    /// acknowledged only when the handler rejected it (a fault leaves it pending, to be
-    /// retried by the player's next session).
-    async fn finish(
-        &mut self,
-        host: &PlayerHost,
-        result: CallResult,
-        ack: Option<String>,
-        out: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
-        let owner = Address::Player(self.player);
-        match result {
-            Ok(effects) => {
-                let commit = Commit {
-                    owner: owner.clone(),
-                    writes: effects.writes.clone(),
-                    sends: outbound(&owner, &effects),
-                    ack,
-                };
-                host.bus.commit(commit).await?;
-                effects.apply_to(&mut self.state);
-                emit_logs(&owner, &effects);
-                out.extend(effects.replies.iter().map(|r| String::from_utf8_lossy(r).into_owned()));
-            }
-            Err(CallError::Rejected(reason)) => {
-                if let Some(id) = ack {
-                    host.bus.commit(Commit { owner, writes: vec![], sends: vec![], ack: Some(id) }).await?;
+        let mut attempts = d.attempts;
+        loop {
+            let m = msg.clone();
+            match self.call(env, move |i, st, env, p| i.on_message(st, env, p, &m)).await {
+                Ok(effects) => return self.commit(effects, Some(d.id)).await,
+                Err(CallError::Rejected(reason)) => {
+                    // A refusal is an answer: the message is done with, nothing changes.
+                    tracing::info!(player = self.player, kind = %msg.kind, %reason, "message refused by the script");
+                    let ack =
+                        Commit { owner: Address::Player(self.player), writes: vec![], sends: vec![], ack: Some(d.id) };
+                    return Ok(self.host.bus.commit(ack).await?);
                 }
-                out.push(protocol::error(&reason));
-            }
-            Err(fault) => {
-                tracing::warn!(player = self.player, cause = fault.cause(), error = %fault, "handler failed");
-                if ack.is_none() {
-                    out.push(protocol::error(&format!("the server could not handle that ({})", fault.cause())));
+                Err(fault) if attempts >= MAX_ATTEMPTS => {
+                    tracing::error!(player = self.player, kind = %msg.kind, error = %fault, attempts, "message dead-lettered");
+                    let queue = Address::Player(self.player);
+                    return Ok(self.host.bus.dead_letter(&queue, &d, &fault.to_string()).await?);
+                }
+                Err(fault) => {
+                    tracing::warn!(player = self.player, kind = %msg.kind, error = %fault, attempts, "message failed; retrying");
+                    attempts += 1;
                 }
             }
         }
+    }
+
+    /// Stores a call's effects (and acks its message) in one step, then queues its
+    /// replies for the client: nothing is said to the client before it is stored.
+    async fn commit(&mut self, effects: warren_runtime::Effects, ack: Option<MessageId>) -> anyhow::Result<()> {
+        let owner = Address::Player(self.player);
+        let commit =
+            Commit { owner: owner.clone(), writes: effects.writes.clone(), sends: outbound(&owner, &effects), ack };
+        self.host.bus.commit(commit).await?;
+        effects.apply_to(&mut self.state);
+        emit_logs(&owner, &effects);
+        self.out.extend(effects.replies.iter().map(|r| String::from_utf8_lossy(r).into_owned()));
         Ok(())
     }
 }

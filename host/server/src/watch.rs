@@ -26,7 +26,8 @@ impl Refusals {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set(&self, role: &str, reason: Option<String>) {
+    /// Records (or, with `None`, clears) a role's refusal.
+    pub fn set(&self, role: &str, reason: Option<String>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match reason {
             Some(r) => map.insert(role.to_owned(), r),

@@ -88,3 +88,19 @@ async fn a_second_login_ends_the_first_session_and_keeps_the_state() {
     second.send(json!({"type": "count"})).await;
     assert_eq!(second.recv().await["count"], 2, "the player's state followed them");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_is_set_aside_and_the_queue_moves_on() {
+    let dev = Dev::start(PLAYER_V1, SCRIPT_BATTLE).await;
+    let (mut ann, _) = dev.login("ann").await;
+    ann.recv().await;
+    let (mut bob, bob_welcome) = dev.login("bob").await;
+    bob.recv().await;
+    let bob_id = bob_welcome["player"].clone();
+
+    ann.send(json!({"type": "send", "to": bob_id, "kind": "trap"})).await;
+    ann.send(json!({"type": "send", "to": bob_id, "kind": "hello"})).await;
+    let got = bob.recv_type("got").await;
+    assert_eq!(got["kind"], "hello", "the poison message never reached a commit: {got}");
+    assert_eq!(got["count"], 1, "no try of the failing message committed anything");
+}

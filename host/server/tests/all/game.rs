@@ -67,7 +67,9 @@ async fn a_practice_battle_runs_to_a_winner_and_pays_the_reward() {
     assert_eq!(c.recv_type("error").await["type"], "error");
 
     // Attack until the battle ends (the bot fights back; either may win).
+    let started = std::time::Instant::now();
     let end = loop {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the battle never ended");
         c.send(json!({"type": "battle.input", "action": "attack", "target": 0})).await;
         let frame = c.recv().await;
         if frame["type"] == "battle.end" {

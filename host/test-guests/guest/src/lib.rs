@@ -27,8 +27,8 @@ enum Ask {
     Big { bytes: usize },
     /// Reply the host's time and two random numbers.
     Env,
-    /// Send a message to a player.
-    Send { to: u64 },
+    /// Send a message of kind `kind` (default `hello`) to a player.
+    Send { to: u64, kind: Option<String> },
 }
 
 /// The player logic of the test guest.
@@ -95,14 +95,18 @@ impl Player for TestPlayer {
                 let frame = serde_json::json!({"now": env::now_ms(), "r1": env::random(), "r2": env::random()});
                 msg::reply(&frame);
             }
-            Ask::Send { to } => msg::send(Address::Player(to), "hello", &player),
+            Ask::Send { to, kind } => msg::send(Address::Player(to), kind.as_deref().unwrap_or("hello"), &player),
         }
         Ok(())
     }
 
-    fn on_message(_player: PlayerId, msg: Message) -> Outcome {
+    fn on_message(player: PlayerId, msg: Message) -> Outcome {
         let n = count()?;
+        if msg.kind == "trap" {
+            panic!("asked to trap on a message");
+        }
         log::info(&format!("message {} #{n}", msg.kind));
+        msg::push(player, &serde_json::json!({"type": "got", "kind": msg.kind, "count": n}));
         Ok(())
     }
 }
