@@ -7,6 +7,11 @@
 set -euo pipefail
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with rustup first" >&2; exit 1; }
+minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "${minor:-0}" -lt 95 ]; then
+  echo "setup: Warren needs Rust 1.95 or newer; found $(rustc --version)" >&2
+  exit 1
+fi
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "setup: adding the wasm32-unknown-unknown target"

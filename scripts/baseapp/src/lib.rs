@@ -191,7 +191,7 @@ impl Player for PlayerLogic {
             social::WHISPER => social::receive_whisper(player, &msg),
             social::BATTLE_RESULT => social::battle_result(player, &msg),
             other => {
-                // Not ours to handle: refusing would only retry it into the dead letters.
+                // Not ours to handle: ignore it (a refusal would only be logged by the host).
                 log::warn(&format!("player {player}: ignored message of kind `{other}`"));
                 Ok(())
             }
