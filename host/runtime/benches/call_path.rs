@@ -305,12 +305,12 @@ fn plain_engine(epoch: bool) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// A plain engine with Warren's memory settings (`Runtime::new`: a reservation of twice
-/// the memory cap, at least 16 MiB, and a 64 KiB guard), without epoch interruption.
+/// A plain engine with Warren's memory settings (`Runtime::new`: a 4 GiB reservation and
+/// a 64 KiB guard), without epoch interruption.
 fn warren_memory_engine() -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.memory_reservation(((Limits::default().memory_bytes as u64) * 2).max(1 << 24));
+    config.memory_reservation(4 << 30);
     config.memory_guard_size(1 << 16);
     Engine::new(&config)
 }
