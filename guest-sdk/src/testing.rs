@@ -364,3 +364,18 @@ impl<R: Room> RoomHarness<R> {
         self.room.as_ref().expect("no room: call create first")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Harness;
+
+    #[test]
+    fn the_random_sequence_is_the_hosts() {
+        // The host's `random` is SplitMix64 over the message's seed; these are its first
+        // two numbers for seed 5 (host/runtime/tests/all/calls.rs checks the same).
+        let mut h = Harness::new();
+        h.set_seed(5);
+        let ((a, b), _) = h.call(|| Ok((crate::env::random(), crate::env::random()))).unwrap();
+        assert_eq!((a, b), (7134611160154358618, 13877614986023876344));
+    }
+}

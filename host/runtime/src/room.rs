@@ -113,14 +113,28 @@ impl Room {
         if generation == self.generation {
             return;
         }
-        self.generation = generation;
         let target = self.role.current();
         if target.digest() == self.live.module().digest() {
+            self.generation = generation;
             return;
         }
         let from = self.live.module().digest().to_owned();
-        match migrate(&mut self.live, target, env) {
-            Ok((moved, snap)) => {
+        let snap = match snapshot(&mut self.live, env) {
+            Ok(snap) => snap,
+            Err(e) => {
+                // The old instance failed, not the new module: rebuild it from the
+                // checkpoint and try the move again at the next call.
+                tracing::warn!(room = self.id, %from, error = %e, "snapshot for a module move failed");
+                if let Err(e) = self.rebuild() {
+                    tracing::error!(room = self.id, error = %e, "room could not be rebuilt");
+                }
+                return;
+            }
+        };
+        // From here a failure is the new module's: the room will not try it again.
+        self.generation = generation;
+        match restore_on(target, &snap, env) {
+            Ok(moved) => {
                 let old = std::mem::replace(&mut self.live, moved);
                 old.retire();
                 self.checkpoint = snap;
@@ -158,14 +172,13 @@ fn snapshot(live: &mut Live<Battle>, env: CallEnv) -> Result<Vec<u8>, CallError>
     live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_snapshot(s).map(Ok)).map(|(snap, _)| snap)
 }
 
-/// Snapshots the room on `live` and restores it on a fresh instance of `target`.
-fn migrate(
-    live: &mut Live<Battle>,
+/// Restores a room from `snap` on a fresh instance of `target`.
+fn restore_on(
     target: Arc<crate::module::Module<Battle>>,
+    snap: &[u8],
     env: CallEnv,
-) -> Result<(Live<Battle>, Vec<u8>), CallError> {
-    let snap = snapshot(live, env)?;
+) -> Result<Live<Battle>, CallError> {
     let mut moved = Live::new(target)?;
-    moved.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_restore(s, &snap))?;
-    Ok((moved, snap))
+    moved.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_restore(s, snap))?;
+    Ok(moved)
 }
