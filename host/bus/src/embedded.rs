@@ -2,7 +2,8 @@
 //! trivially atomic. For `warren dev` and unit tests; it keeps nothing across restarts.
 
 use crate::types::{
-    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
+    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
+    Outbound,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -46,6 +47,10 @@ struct Center {
     last_id: (u64, u64),
     /// Counter behind message seeds.
     seeds: u64,
+    /// Live leases: holder, token, expiry.
+    leases: HashMap<Address, (String, u64, std::time::Instant)>,
+    /// The last fencing token handed out per owner (tokens only grow).
+    fences: HashMap<Address, u64>,
 }
 
 /// The in-process message center.
@@ -132,6 +137,12 @@ impl EmbeddedBus {
 
     pub(crate) fn commit(&self, commit: Commit) -> Result<(), BusError> {
         let mut center = self.lock();
+        if let Some(token) = commit.fence {
+            let current = center.leases.get(&commit.owner).filter(|l| l.2 > std::time::Instant::now()).map(|l| l.1);
+            if current != Some(token) {
+                return Err(BusError::StaleOwner { owner: commit.owner.tag(), token });
+            }
+        }
         if let Some(id) = &commit.ack {
             let pending = center.queues.get(&commit.owner).is_some_and(|q| q.pending.contains_key(&key_of(id)));
             if !pending {
@@ -169,6 +180,45 @@ impl EmbeddedBus {
 
     pub(crate) fn dead_letters(&self, queue: &Address) -> Vec<DeadLetter> {
         self.lock().queues.get(queue).map(|q| q.dead.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn acquire_lease(&self, owner: &Address, holder: &str, ttl: Duration) -> Option<Lease> {
+        let mut center = self.lock();
+        let now = std::time::Instant::now();
+        let token = match center.leases.get(owner) {
+            Some((h, token, expiry)) if *expiry > now => {
+                if h != holder {
+                    return None;
+                }
+                *token
+            }
+            _ => {
+                let fence = center.fences.entry(owner.clone()).or_default();
+                *fence += 1;
+                *fence
+            }
+        };
+        center.leases.insert(owner.clone(), (holder.to_owned(), token, now + ttl));
+        Some(Lease { owner: owner.clone(), holder: holder.to_owned(), token })
+    }
+
+    pub(crate) fn renew_lease(&self, lease: &Lease, ttl: Duration) -> bool {
+        let mut center = self.lock();
+        let now = std::time::Instant::now();
+        match center.leases.get_mut(&lease.owner) {
+            Some((h, token, expiry)) if *h == lease.holder && *token == lease.token && *expiry > now => {
+                *expiry = now + ttl;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn release_lease(&self, lease: &Lease) {
+        let mut center = self.lock();
+        if center.leases.get(&lease.owner).is_some_and(|(h, t, _)| *h == lease.holder && *t == lease.token) {
+            center.leases.remove(&lease.owner);
+        }
     }
 
     pub(crate) fn load_state(&self, owner: &Address) -> EntityState {

@@ -20,8 +20,8 @@ mod types;
 pub use embedded::EmbeddedBus;
 pub use redis::RedisBus;
 pub use types::{
-    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
-    StateWrite,
+    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
+    Outbound, StateWrite,
 };
 
 use std::sync::Arc;
@@ -97,6 +97,34 @@ impl Bus {
         match self {
             Bus::Embedded(b) => Ok(b.dead_letters(queue)),
             Bus::Redis(b) => b.dead_letters(queue).await,
+        }
+    }
+
+    /// Takes the lease on `owner` for `holder`, for `ttl`; `None` while another holder's
+    /// lease is live. Taking a lease one already holds renews it with the same token.
+    pub async fn acquire_lease(&self, owner: &Address, holder: &str, ttl: Duration) -> Result<Option<Lease>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.acquire_lease(owner, holder, ttl)),
+            Bus::Redis(b) => b.acquire_lease(owner, holder, ttl).await,
+        }
+    }
+
+    /// Extends a lease; `false` if it was lost (expired and taken, or released).
+    pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.renew_lease(lease, ttl)),
+            Bus::Redis(b) => b.renew_lease(lease, ttl).await,
+        }
+    }
+
+    /// Gives a lease up (nothing happens if it was already lost).
+    pub async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.release_lease(lease);
+                Ok(())
+            }
+            Bus::Redis(b) => b.release_lease(lease).await,
         }
     }
 

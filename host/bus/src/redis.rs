@@ -8,7 +8,8 @@
 //! (a crash between relay and delete) is applied once.
 
 use crate::types::{
-    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, MessageId, ModuleAnnouncement, Outbound,
+    Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
+    Outbound,
 };
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
@@ -31,8 +32,12 @@ const SEEN_RETENTION_MS: u64 = 24 * 3600 * 1000;
 
 /// Commits a handler's effects atomically on the owner's slot. See `commit` for ARGV.
 const COMMIT_LUA: &str = r#"
-local q, state, outbox, seen, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local ack, mid, now, owner = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local q, state, outbox, seen, seq, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if fence ~= '' then
+  local held = redis.call('GET', lease)
+  if not held or string.match(held, '^%S+ (%d+)$') ~= fence then return redis.error_reply('STALE') end
+end
 if ack ~= '' then
   local p = redis.call('XPENDING', q, 'g', ack, ack, 1)
   if #p == 0 then return redis.error_reply('NOTPENDING') end
@@ -42,7 +47,7 @@ if mid ~= '' and redis.call('ZSCORE', seen, mid) then
   redis.call('XDEL', q, ack)
   return 'DUPLICATE'
 end
-local i = 5
+local i = 6
 local writes = tonumber(ARGV[i]); i = i + 1
 for _ = 1, writes do
   if ARGV[i + 1] == 's' then
@@ -89,6 +94,33 @@ redis.call('XDEL', q, id)
 return 'OK'
 "#;
 
+/// Takes or renews a lease: `holder token` with an expiry; a new holder gets the next
+/// fencing token. Returns the token, or nil while another holder's lease is live.
+const ACQUIRE_LUA: &str = r#"
+local held = redis.call('GET', KEYS[1])
+local token
+if held then
+  local holder, t = string.match(held, '^(%S+) (%d+)$')
+  if holder ~= ARGV[1] then return false end
+  token = tonumber(t)
+else
+  token = redis.call('INCR', KEYS[2])
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])
+return token
+"#;
+
+/// Renews (ARGV[3] = 'renew') or releases a lease if it is still the caller's.
+const LEASE_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == 'renew' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"#;
+
 /// Gives an account name its player id, creating it once.
 const ACCOUNT_LUA: &str = r#"
 local id = redis.call('HGET', KEYS[1], ARGV[1])
@@ -113,6 +145,8 @@ pub struct RedisBus {
     grouped: Mutex<HashSet<String>>,
     commit: Script,
     dead_letter: Script,
+    acquire: Script,
+    lease: Script,
     account: Script,
     /// Module announcements, fed from the Redis channel.
     announcements: broadcast::Sender<ModuleAnnouncement>,
@@ -165,6 +199,8 @@ impl RedisBus {
             grouped: Mutex::new(HashSet::new()),
             commit: Script::new(COMMIT_LUA),
             dead_letter: Script::new(DEAD_LETTER_LUA),
+            acquire: Script::new(ACQUIRE_LUA),
+            lease: Script::new(LEASE_LUA),
             account: Script::new(ACCOUNT_LUA),
             announcements,
         })
@@ -271,10 +307,11 @@ impl RedisBus {
             None => (String::new(), String::new()),
         };
         let mut inv = self.commit.prepare_invoke();
-        for suffix in ["q", "s", "o", "seen", "seq"] {
+        for suffix in ["q", "s", "o", "seen", "seq", "lease"] {
             inv.key(format!("{tag}:{suffix}"));
         }
-        inv.arg(&ack).arg(&mid).arg(now_ms()).arg(&tag).arg(c.writes.len());
+        let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
+        inv.arg(&ack).arg(&mid).arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
         for (key, value) in &c.writes {
             match value {
                 Some(v) => inv.arg(key).arg("s").arg(v.as_slice()),
@@ -291,6 +328,9 @@ impl RedisBus {
             Ok(_) => {}
             Err(e) if e.to_string().contains("NOTPENDING") => {
                 return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
+            }
+            Err(e) if e.to_string().contains("STALE") => {
+                return Err(BusError::StaleOwner { owner: tag, token: c.fence.unwrap_or_default() });
             }
             Err(e) => return Err(unavailable(e)),
         }
@@ -370,6 +410,46 @@ impl RedisBus {
                 Some(DeadLetter { queue: queue.clone(), id, envelope, error })
             })
             .collect())
+    }
+
+    pub(crate) async fn acquire_lease(
+        &self,
+        owner: &Address,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, BusError> {
+        let tag = owner.tag();
+        let token: Option<u64> = self
+            .acquire
+            .key(format!("{tag}:lease"))
+            .key(format!("{tag}:fence"))
+            .arg(holder)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(token.map(|token| Lease { owner: owner.clone(), holder: holder.to_owned(), token }))
+    }
+
+    async fn lease_op(&self, lease: &Lease, ttl: Duration, op: &str) -> Result<bool, BusError> {
+        let done: u32 = self
+            .lease
+            .key(format!("{}:lease", lease.owner.tag()))
+            .arg(format!("{} {}", lease.holder, lease.token))
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(op)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(done == 1)
+    }
+
+    pub(crate) async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, BusError> {
+        self.lease_op(lease, ttl, "renew").await
+    }
+
+    pub(crate) async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        self.lease_op(lease, Duration::ZERO, "release").await.map(drop)
     }
 
     pub(crate) async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {

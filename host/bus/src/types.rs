@@ -105,6 +105,29 @@ pub struct Commit {
     pub sends: Vec<Outbound>,
     /// The message handled, acknowledged by this commit.
     pub ack: Option<MessageId>,
+    /// The committer's lease token on the owner, if it holds one: the commit is refused
+    /// ([`BusError::StaleOwner`]) unless that lease is still the owner's current one.
+    pub fence: Option<u64>,
+}
+
+impl Commit {
+    /// A commit that only acknowledges message `id` of `owner`'s queue.
+    pub fn ack_only(owner: Address, id: MessageId) -> Commit {
+        Commit { owner, writes: Vec::new(), sends: Vec::new(), ack: Some(id), fence: None }
+    }
+}
+
+/// A lease on an owner (a player, a guild group): who holds it, and the fencing token that
+/// its commits carry. Tokens only grow, so a commit of a holder that lost the lease is
+/// recognised and refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// What the lease is on.
+    pub owner: Address,
+    /// Who holds it (a host instance).
+    pub holder: String,
+    /// The fencing token.
+    pub token: u64,
 }
 
 /// A message that kept failing, set aside with its error.
@@ -132,6 +155,15 @@ pub struct ModuleAnnouncement {
 /// Why a bus operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {
+    /// The commit's lease token is not the owner's current one: another host owns the
+    /// entity now. Nothing was applied.
+    #[error("stale owner of {owner}: lease token {token} is no longer current")]
+    StaleOwner {
+        /// The entity.
+        owner: String,
+        /// The stale token.
+        token: u64,
+    },
     /// The message center could not be reached or refused the command; nothing was done
     /// (a commit either fully happened or not at all).
     #[error("message center unavailable: {0}")]

@@ -50,9 +50,7 @@ async fn messages_arrive_in_order_and_stay_pending_until_acked() {
         assert!(again.iter().all(|d| d.attempts == 2), "{name}");
 
         for d in &got {
-            bus.commit(Commit { owner: p.clone(), writes: vec![], sends: vec![], ack: Some(d.id.clone()) })
-                .await
-                .unwrap();
+            bus.commit(Commit::ack_only(p.clone(), d.id.clone())).await.unwrap();
         }
         assert!(bus.read_pending(&p).await.unwrap().is_empty(), "{name}");
     }
@@ -69,6 +67,7 @@ async fn a_commit_stores_state_sends_and_ack_together_and_only_once() {
             writes: vec![("hp".into(), Some(b"9".to_vec())), ("gone".into(), None)],
             sends: vec![msg(b.clone(), "hello", "{}")],
             ack: Some(d.id.clone()),
+            fence: None,
         };
         bus.commit(commit.clone()).await.unwrap();
         assert_eq!(bus.load_state(&a).await.unwrap().get("hp").unwrap(), b"9", "{name}");
@@ -178,5 +177,54 @@ async fn pending_messages_come_back_in_order_even_many_in_one_millisecond() {
             .collect();
         let expected: Vec<String> = (0..25).map(|i| i.to_string()).collect();
         assert_eq!(again, expected, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn leases_have_one_holder_and_a_stale_owners_commit_is_refused() {
+    for (name, bus) in backends().await {
+        let g = Address::Guild(5);
+        let ttl = Duration::from_secs(30);
+        let a = bus.acquire_lease(&g, "host-a", ttl).await.unwrap().expect("free lease");
+        assert_eq!(bus.acquire_lease(&g, "host-b", ttl).await.unwrap(), None, "{name}: one holder");
+        assert_eq!(bus.acquire_lease(&g, "host-a", ttl).await.unwrap().map(|l| l.token), Some(a.token), "{name}");
+        assert!(bus.renew_lease(&a, ttl).await.unwrap(), "{name}");
+
+        let write = |fence| Commit {
+            owner: g.clone(),
+            writes: vec![("n".into(), Some(b"1".to_vec()))],
+            sends: vec![],
+            ack: None,
+            fence: Some(fence),
+        };
+        bus.commit(write(a.token)).await.unwrap();
+
+        // A moves on; B takes over with a newer token; A's late commit is refused whole.
+        bus.release_lease(&a).await.unwrap();
+        let b = bus.acquire_lease(&g, "host-b", ttl).await.unwrap().expect("released lease");
+        assert!(b.token > a.token, "{name}: tokens only grow");
+        assert!(!bus.renew_lease(&a, ttl).await.unwrap(), "{name}: a lost lease does not renew");
+        let stale = Commit { writes: vec![("n".into(), Some(b"stale".to_vec()))], ..write(a.token) };
+        assert!(matches!(bus.commit(stale).await, Err(BusError::StaleOwner { .. })), "{name}");
+        assert_eq!(bus.load_state(&g).await.unwrap().get("n").unwrap(), b"1", "{name}: nothing applied");
+        bus.commit(write(b.token)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_can_be_taken() {
+    for (name, bus) in backends().await {
+        let g = Address::Guild(6);
+        let a = bus.acquire_lease(&g, "host-a", Duration::from_millis(50)).await.unwrap().unwrap();
+        // Wait on the lease itself, not on a clock guess: poll until B can take it.
+        let started = std::time::Instant::now();
+        let b = loop {
+            if let Some(b) = bus.acquire_lease(&g, "host-b", Duration::from_secs(30)).await.unwrap() {
+                break b;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{name}: the lease never expired");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(b.token > a.token, "{name}");
     }
 }

@@ -197,8 +197,7 @@ impl Session<'_> {
             sink.send(WsMessage::Text(frame.into())).await?;
         }
         for id in self.sent_acks.drain(..) {
-            let ack = Commit { owner: Address::Player(self.player), writes: vec![], sends: vec![], ack: Some(id) };
-            self.host.bus.commit(ack).await?;
+            self.host.bus.commit(Commit::ack_only(Address::Player(self.player), id)).await?;
         }
         Ok(())
     }
@@ -283,9 +282,7 @@ impl Session<'_> {
                 Err(CallError::Rejected(reason)) => {
                     // A refusal is an answer: the message is done with, nothing changes.
                     tracing::info!(player = self.player, kind = %msg.kind, %reason, "message refused by the script");
-                    let ack =
-                        Commit { owner: Address::Player(self.player), writes: vec![], sends: vec![], ack: Some(d.id) };
-                    return Ok(self.host.bus.commit(ack).await?);
+                    return Ok(self.host.bus.commit(Commit::ack_only(Address::Player(self.player), d.id)).await?);
                 }
                 Err(fault) if attempts >= MAX_ATTEMPTS => {
                     tracing::error!(player = self.player, kind = %msg.kind, error = %fault, attempts, "message dead-lettered");
@@ -304,8 +301,8 @@ impl Session<'_> {
     /// replies for the client: nothing is said to the client before it is stored.
     async fn commit(&mut self, effects: warren_runtime::Effects, ack: Option<MessageId>) -> anyhow::Result<()> {
         let owner = Address::Player(self.player);
-        let commit =
-            Commit { owner: owner.clone(), writes: effects.writes.clone(), sends: outbound(&owner, &effects), ack };
+        let sends = outbound(&owner, &effects);
+        let commit = Commit { owner: owner.clone(), writes: effects.writes.clone(), sends, ack, fence: None };
         self.host.bus.commit(commit).await?;
         effects.apply_to(&mut self.state);
         emit_logs(&owner, &effects);
