@@ -51,6 +51,8 @@ struct Center {
     leases: HashMap<Address, (String, u64, std::time::Instant)>,
     /// The last fencing token handed out per owner (tokens only grow).
     fences: HashMap<Address, u64>,
+    /// Live members per role: instance and heartbeat expiry.
+    members: HashMap<String, BTreeMap<String, std::time::Instant>>,
 }
 
 /// The in-process message center.
@@ -219,6 +221,25 @@ impl EmbeddedBus {
         if center.leases.get(&lease.owner).is_some_and(|(h, t, _)| *h == lease.holder && *t == lease.token) {
             center.leases.remove(&lease.owner);
         }
+    }
+
+    pub(crate) fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) {
+        let expiry = std::time::Instant::now() + ttl;
+        self.lock().members.entry(role.to_owned()).or_default().insert(instance.to_owned(), expiry);
+    }
+
+    pub(crate) fn leave(&self, role: &str, instance: &str) {
+        if let Some(m) = self.lock().members.get_mut(role) {
+            m.remove(instance);
+        }
+    }
+
+    pub(crate) fn members(&self, role: &str) -> Vec<String> {
+        let now = std::time::Instant::now();
+        let mut center = self.lock();
+        let Some(m) = center.members.get_mut(role) else { return Vec::new() };
+        m.retain(|_, expiry| *expiry > now);
+        m.keys().cloned().collect()
     }
 
     pub(crate) fn load_state(&self, owner: &Address) -> EntityState {

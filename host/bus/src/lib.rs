@@ -13,10 +13,12 @@
 //! - Modules are stored by sha256; the role's current version is a pointer; moving it is
 //!   announced to every host.
 
+mod balance;
 mod embedded;
 mod redis;
 mod types;
 
+pub use balance::{assign_groups, group_of};
 pub use embedded::EmbeddedBus;
 pub use redis::RedisBus;
 pub use types::{
@@ -125,6 +127,36 @@ impl Bus {
                 Ok(())
             }
             Bus::Redis(b) => b.release_lease(lease).await,
+        }
+    }
+
+    /// Says `instance` of `role` is alive for `ttl` more (hosts call it every few seconds).
+    pub async fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.heartbeat(role, instance, ttl);
+                Ok(())
+            }
+            Bus::Redis(b) => b.heartbeat(role, instance, ttl).await,
+        }
+    }
+
+    /// Takes `instance` out of `role`'s members at once (a host draining).
+    pub async fn leave(&self, role: &str, instance: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.leave(role, instance);
+                Ok(())
+            }
+            Bus::Redis(b) => b.leave(role, instance).await,
+        }
+    }
+
+    /// The live instances of `role` (heartbeat not expired), sorted.
+    pub async fn members(&self, role: &str) -> Result<Vec<String>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.members(role)),
+            Bus::Redis(b) => b.members(role).await,
         }
     }
 

@@ -452,6 +452,32 @@ impl RedisBus {
         self.lease_op(lease, Duration::ZERO, "release").await.map(drop)
     }
 
+    fn members_key(role: &str) -> String {
+        format!("{{members}}:{role}")
+    }
+
+    pub(crate) async fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) -> Result<(), BusError> {
+        let expiry = now_ms() + ttl.as_millis() as u64;
+        let _: () = self.conn.clone().zadd(Self::members_key(role), instance, expiry).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn leave(&self, role: &str, instance: &str) -> Result<(), BusError> {
+        let _: () = self.conn.clone().zrem(Self::members_key(role), instance).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn members(&self, role: &str) -> Result<Vec<String>, BusError> {
+        // Expiry is each host's clock plus its ttl: hosts' clocks must agree to well within
+        // the ttl (NTP does).
+        let key = Self::members_key(role);
+        let mut conn = self.conn.clone();
+        let _: () = conn.zrembyscore(&key, "-inf", now_ms()).await.map_err(unavailable)?;
+        let mut live: Vec<String> = conn.zrange(&key, 0, -1).await.map_err(unavailable)?;
+        live.sort();
+        Ok(live)
+    }
+
     pub(crate) async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
         let map: std::collections::HashMap<String, Vec<u8>> =
             self.conn.clone().hgetall(format!("{}:s", owner.tag())).await.map_err(unavailable)?;

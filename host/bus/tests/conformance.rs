@@ -18,7 +18,8 @@ fn redis() -> &'static RedisServer {
 async fn backends() -> Vec<(&'static str, Bus)> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static DB: AtomicU32 = AtomicU32::new(0);
-    let db = DB.fetch_add(1, Ordering::Relaxed) % 16;
+    let db = DB.fetch_add(1, Ordering::Relaxed);
+    assert!(db < 64, "more tests than databases: raise --databases in tests/support");
     let url = format!("{}/{db}", redis().url);
     let redis = Bus::redis(&url).await.expect("connect to the suite's redis-server");
     vec![("embedded", Bus::embedded()), ("redis", redis)]
@@ -226,5 +227,24 @@ async fn an_expired_lease_can_be_taken() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         assert!(b.token > a.token, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn members_are_live_until_their_heartbeat_expires_or_they_leave() {
+    for (name, bus) in backends().await {
+        bus.heartbeat("guild", "host-a", Duration::from_secs(30)).await.unwrap();
+        bus.heartbeat("guild", "host-b", Duration::from_secs(30)).await.unwrap();
+        bus.heartbeat("guild", "host-c", Duration::from_millis(30)).await.unwrap();
+        bus.heartbeat("baseapp", "host-x", Duration::from_secs(30)).await.unwrap();
+        let started = std::time::Instant::now();
+        while bus.members("guild").await.unwrap().len() == 3 {
+            assert!(started.elapsed() < Duration::from_secs(10), "{name}: host-c never expired");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(bus.members("guild").await.unwrap(), vec!["host-a", "host-b"], "{name}");
+        bus.leave("guild", "host-a").await.unwrap();
+        assert_eq!(bus.members("guild").await.unwrap(), vec!["host-b"], "{name}");
+        assert_eq!(bus.members("baseapp").await.unwrap(), vec!["host-x"], "{name}: roles apart");
     }
 }

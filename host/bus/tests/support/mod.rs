@@ -21,7 +21,7 @@ impl RedisServer {
         // A watchdog shell owns the server: it stops it when this test process ends, since
         // a suite-wide server lives in a static that is never dropped.
         let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir '{dir}' & r=$!; \
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --databases 64 --dir '{dir}' & r=$!; \
              trap 'kill $r 2>/dev/null' EXIT; while kill -0 {me} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done",
             dir = dir.path().display(),
             me = std::process::id(),
