@@ -33,7 +33,18 @@ const SEEN_RETENTION_MS: u64 = 24 * 3600 * 1000;
 /// Commits a handler's effects atomically on the owner's slot. See `commit` for ARGV.
 const COMMIT_LUA: &str = r#"
 local q, state, outbox, seen, seq, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local ack, now, owner, fence = ARGV[1], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+-- The unique id the acknowledged message carries (field 'm').
+local mid = ''
+if ack ~= '' then
+  local entry = redis.call('XRANGE', q, ack, ack)
+  if entry[1] then
+    local f = entry[1][2]
+    for k = 1, #f, 2 do
+      if f[k] == 'm' then mid = f[k + 1] end
+    end
+  end
+end
 if fence ~= '' then
   local held = redis.call('GET', lease)
   if not held or string.match(held, '^%S+ (%d+)$') ~= fence then return redis.error_reply('STALE') end
@@ -274,6 +285,8 @@ impl RedisBus {
     pub(crate) async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
         let key = queue_key(queue);
         self.ensure_group(&key).await?;
+        // A new owner first finishes the old owner's relaying.
+        self.relay(queue).await?;
         let mut conn = self.conn.clone();
         // Take over everything pending in the group, whoever had it.
         let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
@@ -302,16 +315,14 @@ impl RedisBus {
 
     pub(crate) async fn commit(&self, c: Commit) -> Result<(), BusError> {
         let tag = c.owner.tag();
-        let (ack, mid) = match &c.ack {
-            Some(ack) => (ack.clone(), self.mid_of(&c.owner, ack).await?),
-            None => (String::new(), String::new()),
-        };
+        let ack = c.ack.clone().unwrap_or_default();
         let mut inv = self.commit.prepare_invoke();
         for suffix in ["q", "s", "o", "seen", "seq", "lease"] {
             inv.key(format!("{tag}:{suffix}"));
         }
         let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
-        inv.arg(&ack).arg(&mid).arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
+        // ARGV[2] is unused (the script reads the message's unique id itself).
+        inv.arg(&ack).arg("").arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
         for (key, value) in &c.writes {
             match value {
                 Some(v) => inv.arg(key).arg("s").arg(v.as_slice()),
@@ -334,19 +345,9 @@ impl RedisBus {
             }
             Err(e) => return Err(unavailable(e)),
         }
-        self.relay(&c.owner).await
-    }
-
-    /// The unique id a pending message carries.
-    async fn mid_of(&self, owner: &Address, id: &str) -> Result<String, BusError> {
-        let found: StreamRangeReply =
-            self.conn.clone().xrange_count(queue_key(owner), id, id, 1).await.map_err(unavailable)?;
-        Ok(found
-            .ids
-            .first()
-            .and_then(|e| field(e, "m"))
-            .map(|m| String::from_utf8_lossy(&m).into_owned())
-            .unwrap_or_default())
+        // What an earlier owner left in the outbox is relayed when a new owner takes the
+        // queue over (`read_pending`); here, only when this commit sent something.
+        if c.sends.is_empty() { Ok(()) } else { self.relay(&c.owner).await }
     }
 
     /// Moves the owner's outbox to the destination queues. Safe to run twice: a message

@@ -1,12 +1,10 @@
 //! The bus's promises, checked through the public interface so the same suite runs on
 //! every backend.
 
-mod support;
-
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::RedisServer;
 use warren_bus::{Address, Bus, BusError, Commit, Outbound};
+use warren_testkit::RedisServer;
 
 /// One redis-server for the whole suite; each test gets a database of its own.
 fn redis() -> &'static RedisServer {
@@ -19,7 +17,7 @@ async fn backends() -> Vec<(&'static str, Bus)> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static DB: AtomicU32 = AtomicU32::new(0);
     let db = DB.fetch_add(1, Ordering::Relaxed);
-    assert!(db < 64, "more tests than databases: raise --databases in tests/support");
+    assert!(db < 64, "more tests than databases: raise --databases in warren-testkit");
     let url = format!("{}/{db}", redis().url);
     let redis = Bus::redis(&url).await.expect("connect to the suite's redis-server");
     vec![("embedded", Bus::embedded()), ("redis", redis)]
@@ -247,4 +245,45 @@ async fn members_are_live_until_their_heartbeat_expires_or_they_leave() {
         assert_eq!(bus.members("guild").await.unwrap(), vec!["host-b"], "{name}");
         assert_eq!(bus.members("baseapp").await.unwrap(), vec!["host-x"], "{name}: roles apart");
     }
+}
+
+/// Redis only: the relay of an outbox may append a message twice (a crash between the
+/// append and the outbox delete); the receiver's commit applies it once.
+#[tokio::test]
+async fn a_message_relayed_twice_is_applied_once() {
+    let bus = Bus::redis(&format!("{}/63", redis().url)).await.unwrap();
+    let (a, b) = (Address::Player(1), Address::Player(2));
+    let send =
+        Commit { owner: a.clone(), writes: vec![], sends: vec![msg(b.clone(), "gift", "1")], ack: None, fence: None };
+    bus.commit(send).await.unwrap();
+
+    // Append the relayed entry once more, exactly as the relay wrote it.
+    let client = redis::Client::open(format!("{}/63", redis().url)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let entries: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut conn, "{p:2}:q").await.unwrap();
+    assert_eq!(entries.ids.len(), 1);
+    let fields: Vec<(String, Vec<u8>)> = entries.ids[0]
+        .map
+        .iter()
+        .map(|(k, v)| (k.clone(), redis::from_redis_value::<Vec<u8>>(v.clone()).unwrap()))
+        .collect();
+    let _: String = redis::AsyncCommands::xadd(&mut conn, "{p:2}:q", "*", &fields).await.unwrap();
+
+    let got = bus.read(&b, 10, Duration::from_millis(10)).await.unwrap();
+    assert_eq!(got.len(), 2, "the duplicate is in the queue");
+    let mut applied = 0u32;
+    for d in got {
+        applied += 1;
+        let commit = Commit {
+            owner: b.clone(),
+            writes: vec![("applied".into(), Some(applied.to_string().into_bytes()))],
+            sends: vec![],
+            ack: Some(d.id),
+            fence: None,
+        };
+        bus.commit(commit).await.unwrap();
+    }
+    assert_eq!(bus.load_state(&b).await.unwrap().get("applied").unwrap(), b"1", "the second copy applied nothing");
+    assert!(bus.read_pending(&b).await.unwrap().is_empty(), "both copies acknowledged");
 }

@@ -1,4 +1,4 @@
-//! A real `redis-server` per test suite, on a free port, killed when dropped.
+//! A real `redis-server` on a free port, stopped when dropped or when the process ends.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +9,8 @@ pub struct RedisServer {
     child: Child,
     /// `redis://127.0.0.1:<port>`.
     pub url: String,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -49,7 +51,7 @@ impl RedisServer {
             assert!(started.elapsed() < Duration::from_secs(20), "redis-server on port {port} did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        RedisServer { child, url, _dir: dir }
+        RedisServer { child, url, port, _dir: dir }
     }
 }
 
