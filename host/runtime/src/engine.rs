@@ -28,6 +28,10 @@ pub(crate) struct Shared {
     pub(crate) linker: Linker<HostState>,
     /// Limits given to every new store.
     pub(crate) limits: Limits,
+    /// Recently compiled components, so the same bytes compile once per process.
+    pub(crate) compiled: crate::module::CompiledCache,
+    /// Cranelift compilations so far (see `Runtime::compilations`).
+    pub(crate) compilations: std::sync::atomic::AtomicU64,
     /// The deadline in epoch ticks, computed once (it is read on every call).
     deadline_ticks: u64,
     /// Advances the epoch that deadlines count in; stopped when the runtime goes.
@@ -62,7 +66,18 @@ impl Runtime {
 
         let tick = EPOCH_TICK.as_micros().max(1);
         let deadline_ticks = (limits.deadline.as_micros().div_ceil(tick) as u64).max(1) + 1;
-        Ok(Runtime { shared: Arc::new(Shared { engine, linker, limits, deadline_ticks, _ticker: ticker, retired }) })
+        Ok(Runtime {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                limits,
+                compiled: Default::default(),
+                compilations: Default::default(),
+                deadline_ticks,
+                _ticker: ticker,
+                retired,
+            }),
+        })
     }
 
     /// The limits every call runs under.

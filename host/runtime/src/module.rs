@@ -69,11 +69,29 @@ pub fn digest(bytes: &[u8]) -> String {
 
 impl Runtime {
     /// Compiles `bytes` as a module of world `W`, checks it, and runs its `init` on a
-    /// trial instance. Slow (Cranelift): call it off the serving path.
+    /// trial instance. Slow (Cranelift) the first time: call it off the serving path. The
+    /// compiled code is remembered by digest, so loading the same bytes again in this
+    /// process (validated on upload, then swapped in) compiles once.
     pub fn load<W: World>(&self, bytes: &[u8]) -> Result<Module<W>, LoadError> {
         check_header(bytes)?;
-        let component = Component::new(&self.shared.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        self.prepare(component, digest(bytes))
+        let digest = digest(bytes);
+        let component = match self.shared.compiled.get(&digest) {
+            Some(component) => component,
+            None => {
+                let component =
+                    Component::new(&self.shared.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                self.shared.compiled.put(&digest, &component);
+                self.shared.compilations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                component
+            }
+        };
+        self.prepare(component, digest)
+    }
+
+    /// How many modules this runtime has compiled with Cranelift (loads served from its
+    /// cache of compiled code do not count): a metric, and how tests see the cache work.
+    pub fn compilations(&self) -> u64 {
+        self.shared.compilations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Loads a module from bytes produced by [`Module::precompile`] in a process with the
@@ -161,3 +179,26 @@ impl<W: World> RoleModule<W> {
 
 /// The store type every instance uses.
 pub(crate) type GuestStore = wasmtime::Store<HostState>;
+
+/// Compiled components by digest, the most recent few: a module is typically loaded twice
+/// in a process (validated, then swapped in), and compiling is the slow part. A compiled
+/// component is shared code (an `Arc`), so keeping one is cheap.
+#[derive(Default)]
+pub(crate) struct CompiledCache(std::sync::Mutex<std::collections::VecDeque<(String, Component)>>);
+
+impl CompiledCache {
+    /// How many compiled modules are kept.
+    const KEEP: usize = 8;
+
+    fn get(&self, digest: &str) -> Option<Component> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.iter().find(|(d, _)| d == digest).map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, digest: &str, component: &Component) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(d, _)| d != digest);
+        cache.push_front((digest.to_owned(), component.clone()));
+        cache.truncate(Self::KEEP);
+    }
+}

@@ -71,3 +71,21 @@ fn modules_are_named_by_their_sha256() {
     assert_eq!(module.digest().len(), 64);
     assert_eq!(module.digest(), warren_runtime::digest(&bytes));
 }
+
+#[test]
+fn loading_the_same_bytes_again_compiles_once() {
+    // A fresh runtime, so no other test has compiled these bytes in it.
+    let rt = warren_runtime::Runtime::new(warren_runtime::Limits::default()).unwrap();
+    let bytes = warren_test_guests::read(warren_test_guests::PLAYER_V2);
+    let a = rt.load::<Baseapp>(&bytes).unwrap();
+    assert_eq!(rt.compilations(), 1);
+    let b = rt.load::<Baseapp>(&bytes).unwrap();
+    assert_eq!(rt.compilations(), 1, "the second load used the compiled code");
+    assert_eq!(a.digest(), b.digest());
+    rt.load::<Baseapp>(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).unwrap();
+    assert_eq!(rt.compilations(), 2, "other bytes compile");
+    // A module from the cache serves like any other.
+    let mut inst = Instance::new(RoleModule::new(b));
+    let out = inst.on_client(&mut EntityState::new(), env(1), 1, br#"{"type":"count"}"#).unwrap();
+    assert_eq!(json(&out.replies[0])["version"], 2);
+}
