@@ -6,7 +6,7 @@ use crate::types::{
     Outbound,
 };
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, broadcast};
@@ -53,17 +53,31 @@ struct Center {
     fences: HashMap<Address, u64>,
     /// Live members per role: instance and heartbeat expiry.
     members: HashMap<String, BTreeMap<String, std::time::Instant>>,
+    /// Per lease holder: the queues that got messages since it last looked, and its wake-up.
+    bells: HashMap<String, Bell>,
+    /// How many groups guilds are split into.
+    groups: u32,
+}
+
+/// A lease holder's doorbell.
+#[derive(Default)]
+struct Bell {
+    rung: BTreeSet<Address>,
+    wake: Arc<Notify>,
 }
 
 /// The in-process message center.
 pub struct EmbeddedBus {
     center: Mutex<Center>,
     announcements: broadcast::Sender<ModuleAnnouncement>,
+    pub(crate) groups: u32,
 }
 
-impl Default for EmbeddedBus {
-    fn default() -> Self {
-        EmbeddedBus { center: Mutex::new(Center::default()), announcements: broadcast::channel(64).0 }
+impl EmbeddedBus {
+    pub(crate) fn new(groups: u32) -> EmbeddedBus {
+        let groups = groups.max(1);
+        let center = Center { groups, ..Center::default() };
+        EmbeddedBus { center: Mutex::new(center), announcements: broadcast::channel(64).0, groups }
     }
 }
 
@@ -74,16 +88,32 @@ fn now_ms() -> u64 {
 impl Center {
     fn enqueue(&mut self, msg: Outbound) -> MessageId {
         let now = now_ms();
-        self.last_id = if now > self.last_id.0 { (now, 0) } else { (self.last_id.0, self.last_id.1 + 1) };
-        let seq = self.last_id;
+        let seq = self.next_seq();
         self.seeds += 1;
         // A seed that differs per message, mixed so that consecutive seeds look unrelated.
         let seed = self.seeds.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now;
-        let envelope = Envelope { sender: msg.sender, kind: msg.kind, body: msg.body, now_ms: now, seed };
-        let queue = self.queues.entry(msg.to).or_default();
+        let address = crate::queue_of(&msg.to, self.groups);
+        let envelope = Envelope { to: msg.to, sender: msg.sender, kind: msg.kind, body: msg.body, now_ms: now, seed };
+        self.append(address, seq, envelope);
+        id_of(seq)
+    }
+
+    fn append(&mut self, address: Address, seq: Seq, envelope: Envelope) {
+        let holder = self.leases.get(&address).filter(|l| l.2 > std::time::Instant::now()).map(|l| l.0.clone());
+        if let Some(holder) = holder {
+            let bell = self.bells.entry(holder).or_default();
+            bell.rung.insert(address.clone());
+            bell.wake.notify_one();
+        }
+        let queue = self.queues.entry(address).or_default();
         queue.fresh.push_back((seq, envelope));
         queue.arrived.notify_one();
-        id_of(seq)
+    }
+
+    fn next_seq(&mut self) -> Seq {
+        let now = now_ms();
+        self.last_id = if now > self.last_id.0 { (now, 0) } else { (self.last_id.0, self.last_id.1 + 1) };
+        self.last_id
     }
 }
 
@@ -182,6 +212,46 @@ impl EmbeddedBus {
 
     pub(crate) fn dead_letters(&self, queue: &Address) -> Vec<DeadLetter> {
         self.lock().queues.get(queue).map(|q| q.dead.clone()).unwrap_or_default()
+    }
+
+    pub(crate) async fn doorbell(&self, holder: &str, wait: Duration) -> Vec<Address> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let wake = {
+                let mut center = self.lock();
+                let bell = center.bells.entry(holder.to_owned()).or_default();
+                if !bell.rung.is_empty() {
+                    return std::mem::take(&mut bell.rung).into_iter().collect();
+                }
+                bell.wake.clone()
+            };
+            if tokio::time::timeout_at(deadline, wake.notified()).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
+    pub(crate) fn lease_holder(&self, owner: &Address) -> Option<(String, u64)> {
+        let center = self.lock();
+        center.leases.get(owner).filter(|l| l.2 > std::time::Instant::now()).map(|l| (l.0.clone(), l.1))
+    }
+
+    pub(crate) fn dead_letter_queues(&self) -> Vec<Address> {
+        let center = self.lock();
+        let mut queues: Vec<Address> =
+            center.queues.iter().filter(|(_, q)| !q.dead.is_empty()).map(|(a, _)| a.clone()).collect();
+        queues.sort();
+        queues
+    }
+
+    pub(crate) fn replay_dead_letter(&self, queue: &Address, id: &str) -> Option<MessageId> {
+        let mut center = self.lock();
+        let q = center.queues.get_mut(queue)?;
+        let at = q.dead.iter().position(|d| d.id == id)?;
+        let letter = q.dead.remove(at);
+        let seq = center.next_seq();
+        center.append(queue.clone(), seq, letter.envelope);
+        Some(id_of(seq))
     }
 
     pub(crate) fn acquire_lease(&self, owner: &Address, holder: &str, ttl: Duration) -> Option<Lease> {

@@ -10,6 +10,10 @@
 //! - [`Bus::commit`] stores a handler's effects — the entity's state writes, its outgoing
 //!   messages and the ack of the message it handled — in one atomic step, so a crash
 //!   between steps neither loses the message nor applies it twice.
+//! - A guild's messages are queued by group: `Guild(id)` goes to the queue of
+//!   `GuildGroup(id mod groups)`, and the envelope keeps the guild's address.
+//! - Whoever holds the lease on a queue's owner hears of each new message on its doorbell
+//!   ([`Bus::doorbell`]), so one host waits for thousands of queues with one blocking read.
 //! - Modules are stored by sha256; the role's current version is a pointer; moving it is
 //!   announced to every host.
 
@@ -26,6 +30,17 @@ pub use types::{
     Outbound, StateWrite,
 };
 
+/// How many groups guilds are split into unless configured otherwise.
+pub const DEFAULT_GROUPS: u32 = 4096;
+
+/// The queue a message to `to` goes to, with guilds split into `groups` groups.
+pub fn queue_of(to: &Address, groups: u32) -> Address {
+    match to {
+        Address::Guild(id) => Address::GuildGroup(group_of(*id, groups)),
+        other => other.clone(),
+    }
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -40,14 +55,77 @@ pub enum Bus {
 }
 
 impl Bus {
-    /// A new, empty in-process bus.
+    /// A new, empty in-process bus with [`DEFAULT_GROUPS`] guild groups.
     pub fn embedded() -> Bus {
-        Bus::Embedded(Arc::new(EmbeddedBus::default()))
+        Bus::embedded_with_groups(DEFAULT_GROUPS)
     }
 
-    /// Connects to the Redis at `url`.
+    /// A new, empty in-process bus with `groups` guild groups.
+    pub fn embedded_with_groups(groups: u32) -> Bus {
+        Bus::Embedded(Arc::new(EmbeddedBus::new(groups)))
+    }
+
+    /// Connects to the Redis at `url`, with [`DEFAULT_GROUPS`] guild groups.
     pub async fn redis(url: &str) -> Result<Bus, BusError> {
-        Ok(Bus::Redis(Arc::new(RedisBus::connect(url).await?)))
+        Bus::redis_with_groups(url, DEFAULT_GROUPS).await
+    }
+
+    /// Connects to the Redis at `url`. The number of guild groups is fixed by the first
+    /// process that connects; a process configured otherwise is refused
+    /// ([`BusError::Mismatch`]), since it would queue guilds' messages in the wrong groups.
+    pub async fn redis_with_groups(url: &str, groups: u32) -> Result<Bus, BusError> {
+        Ok(Bus::Redis(Arc::new(RedisBus::connect(url, groups).await?)))
+    }
+
+    /// How many groups guilds are split into.
+    pub fn groups(&self) -> u32 {
+        match self {
+            Bus::Embedded(b) => b.groups,
+            Bus::Redis(b) => b.groups,
+        }
+    }
+
+    /// The queue a message to `to` goes to: the guild's group for a guild, else `to`'s own.
+    pub fn queue_of(&self, to: &Address) -> Address {
+        queue_of(to, self.groups())
+    }
+
+    /// Waits up to `wait` for news on the doorbell of `holder`: the queues, among those
+    /// whose owner's lease `holder` holds, that received messages since the last call.
+    /// A queue may be named when it has nothing new (a message taken meanwhile); a message
+    /// appended by a process that died before ringing is not named — owners also look at
+    /// their queues now and then.
+    pub async fn doorbell(&self, holder: &str, wait: Duration) -> Result<Vec<Address>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.doorbell(holder, wait).await),
+            Bus::Redis(b) => b.doorbell(holder, wait).await,
+        }
+    }
+
+    /// Who holds the lease on `owner` now, and its token.
+    pub async fn lease_holder(&self, owner: &Address) -> Result<Option<(String, u64)>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.lease_holder(owner)),
+            Bus::Redis(b) => b.lease_holder(owner).await,
+        }
+    }
+
+    /// The queues that have dead letters.
+    pub async fn dead_letter_queues(&self) -> Result<Vec<Address>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.dead_letter_queues()),
+            Bus::Redis(b) => b.dead_letter_queues().await,
+        }
+    }
+
+    /// Puts dead letter `id` of `queue` back at the end of its queue, in one atomic step
+    /// (it leaves the dead letters as it is enqueued). Returns the new message id, or
+    /// `None` if there is no such dead letter.
+    pub async fn replay_dead_letter(&self, queue: &Address, id: &str) -> Result<Option<MessageId>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.replay_dead_letter(queue, id)),
+            Bus::Redis(b) => b.replay_dead_letter(queue, id).await,
+        }
     }
 
     /// Appends a message to its destination's queue, stamped with the time and a random

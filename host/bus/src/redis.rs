@@ -72,9 +72,9 @@ local sends = tonumber(ARGV[i]); i = i + 1
 if sends > 0 then
   local n = redis.call('INCR', seq)
   for s = 1, sends do
-    redis.call('XADD', outbox, '*', 'to', ARGV[i], 'k', ARGV[i + 1], 'b', ARGV[i + 2], 'f', owner,
+    redis.call('XADD', outbox, '*', 'to', ARGV[i], 'k', ARGV[i + 1], 'b', ARGV[i + 2], 'f', ARGV[i + 3],
       'm', owner .. '/' .. n .. '/' .. s)
-    i = i + 3
+    i = i + 4
   end
 end
 if mid ~= '' then
@@ -86,6 +86,39 @@ if ack ~= '' then
   redis.call('XDEL', q, ack)
 end
 return 'OK'
+"#;
+
+/// Appends a message (ARGV: field/value pairs) to a queue and returns its id and the
+/// holder of the lease on the queue's owner, whose doorbell the caller rings.
+const APPEND_LUA: &str = r#"
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))
+local held = redis.call('GET', KEYS[2])
+if held then return {id, string.match(held, '^(%S+) ')} end
+return {id}
+"#;
+
+/// Puts a dead letter (by its original id, ARGV[1]) back at the end of its queue and
+/// returns the new id and the lease holder, as APPEND_LUA; nothing if there is none.
+const REPLAY_LUA: &str = r#"
+local q, dead, lease = KEYS[1], KEYS[2], KEYS[3]
+for _, entry in ipairs(redis.call('XRANGE', dead, '-', '+')) do
+  local f, keep, match = entry[2], {}, false
+  for k = 1, #f, 2 do
+    if f[k] == 'id' then
+      match = (f[k + 1] == ARGV[1])
+    elseif f[k] ~= 'err' then
+      table.insert(keep, f[k]); table.insert(keep, f[k + 1])
+    end
+  end
+  if match then
+    local id = redis.call('XADD', q, '*', unpack(keep))
+    redis.call('XDEL', dead, entry[1])
+    local held = redis.call('GET', lease)
+    if held then return {id, string.match(held, '^(%S+) ')} end
+    return {id}
+  end
+end
+return {}
 "#;
 
 /// Moves a pending message to the queue's dead letters, with its error, and acks it.
@@ -141,8 +174,17 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return id
 "#;
 
+/// The key of the set of queues that have dead letters.
+const DEAD_INDEX: &str = "{dead}:queues";
+/// The key fixing the cluster's number of guild groups.
+const GROUPS_KEY: &str = "{cluster}:groups";
+
 /// The message center on one Redis server.
 pub struct RedisBus {
+    /// Dropped with the bus: background tasks stop.
+    _alive: std::sync::Arc<()>,
+    /// How many groups guilds are split into.
+    pub(crate) groups: u32,
     /// For every non-blocking command; reconnects by itself.
     conn: ConnectionManager,
     /// Opens the dedicated connections blocking reads need.
@@ -159,6 +201,8 @@ pub struct RedisBus {
     acquire: Script,
     lease: Script,
     account: Script,
+    append: Script,
+    replay: Script,
     /// Module announcements, fed from the Redis channel.
     announcements: broadcast::Sender<ModuleAnnouncement>,
 }
@@ -183,26 +227,37 @@ fn queue_key(a: &Address) -> String {
     format!("{}:q", a.tag())
 }
 
+fn bell_key(holder: &str) -> String {
+    format!("{{host:{holder}}}:bell")
+}
+
 impl RedisBus {
     /// Connects to the Redis at `url` (`redis://127.0.0.1:6379`).
-    pub async fn connect(url: &str) -> Result<RedisBus, BusError> {
+    pub async fn connect(url: &str, groups: u32) -> Result<RedisBus, BusError> {
+        let groups = groups.max(1);
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let conn = ConnectionManager::new(client.clone()).await.map_err(unavailable)?;
+        let mut conn = ConnectionManager::new(client.clone()).await.map_err(unavailable)?;
+        let _: Option<String> = redis::cmd("SET")
+            .arg(GROUPS_KEY)
+            .arg(groups)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let fixed: u32 = conn.get(GROUPS_KEY).await.map_err(unavailable)?;
+        if fixed != groups {
+            return Err(BusError::Mismatch(format!(
+                "this process is configured with {groups} guild groups, the cluster was started with {fixed}"
+            )));
+        }
         let (announcements, _) = broadcast::channel(64);
-        let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
-        pubsub.subscribe(MODULES_CHANNEL).await.map_err(unavailable)?;
-        let tx = announcements.clone();
-        tokio::spawn(async move {
-            use futures_util::StreamExt;
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Ok(text) = msg.get_payload::<String>() else { continue };
-                if let Some((role, digest)) = text.split_once(' ') {
-                    let _ = tx.send(ModuleAnnouncement { role: role.into(), digest: digest.into() });
-                }
-            }
-        });
+        // Subscribe once here, so a bad URL fails the connect; later losses reconnect.
+        let pubsub = subscribe(&client).await.map_err(unavailable)?;
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(announce(client.clone(), pubsub, announcements.clone(), std::sync::Arc::downgrade(&alive)));
         Ok(RedisBus {
+            _alive: alive,
+            groups,
             conn,
             client,
             readers: Mutex::new(Vec::new()),
@@ -213,6 +268,8 @@ impl RedisBus {
             acquire: Script::new(ACQUIRE_LUA),
             lease: Script::new(LEASE_LUA),
             account: Script::new(ACCOUNT_LUA),
+            append: Script::new(APPEND_LUA),
+            replay: Script::new(REPLAY_LUA),
             announcements,
         })
     }
@@ -244,7 +301,8 @@ impl RedisBus {
         self.append(&msg.to, &msg.kind, &msg.body, &sender, &mid).await
     }
 
-    /// XADDs a message to `to`'s queue with its time, seed and unique id.
+    /// Appends a message for `to` to its queue with its time, seed and unique id, and
+    /// rings the doorbell of the queue's owner.
     async fn append(
         &self,
         to: &Address,
@@ -253,20 +311,65 @@ impl RedisBus {
         sender: &str,
         mid: &str,
     ) -> Result<MessageId, BusError> {
-        let fields: [(&str, &[u8]); 6] = [
-            ("k", kind.as_bytes()),
-            ("b", body),
-            ("f", sender.as_bytes()),
-            ("t", &now_ms().to_string().into_bytes()),
-            ("r", &random_u64().to_string().into_bytes()),
-            ("m", mid.as_bytes()),
-        ];
-        self.conn.clone().xadd(queue_key(to), "*", &fields).await.map_err(unavailable)
+        let queue = crate::queue_of(to, self.groups);
+        let mut inv = self.append.prepare_invoke();
+        inv.key(queue_key(&queue)).key(format!("{}:lease", queue.tag()));
+        inv.arg("d").arg(to.tag()).arg("k").arg(kind).arg("b").arg(body).arg("f").arg(sender);
+        inv.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("m").arg(mid);
+        let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        self.ring(&queue, reply).await
+    }
+
+    /// Rings the doorbell named in an APPEND_LUA reply (`[id, holder?]`); returns the id.
+    async fn ring(&self, queue: &Address, mut reply: Vec<String>) -> Result<MessageId, BusError> {
+        if let Some(holder) = reply.get(1) {
+            let _: () = self.conn.clone().rpush(bell_key(holder), queue.tag()).await.map_err(unavailable)?;
+        }
+        if reply.is_empty() {
+            return Err(BusError::Unavailable("append returned no id".into()));
+        }
+        Ok(reply.swap_remove(0))
+    }
+
+    pub(crate) async fn doorbell(&self, holder: &str, wait: Duration) -> Result<Vec<Address>, BusError> {
+        let key = bell_key(holder);
+        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match taken {
+            Some(c) => c,
+            None => self.client.get_multiplexed_async_connection().await.map_err(unavailable)?,
+        };
+        let first: Option<(String, String)> =
+            conn.blpop(&key, wait.as_secs_f64().max(0.001)).await.map_err(unavailable)?;
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        let Some((_, first)) = first else { return Ok(Vec::new()) };
+        let rest: Option<Vec<String>> =
+            redis::cmd("LPOP").arg(&key).arg(4096).query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let mut queues: Vec<Address> =
+            std::iter::once(first).chain(rest.unwrap_or_default()).filter_map(|t| Address::from_tag(&t)).collect();
+        queues.sort();
+        queues.dedup();
+        Ok(queues)
+    }
+
+    pub(crate) async fn lease_holder(&self, owner: &Address) -> Result<Option<(String, u64)>, BusError> {
+        let held: Option<String> =
+            self.conn.clone().get(format!("{}:lease", owner.tag())).await.map_err(unavailable)?;
+        Ok(held.and_then(|h| {
+            let (holder, token) = h.split_once(' ')?;
+            Some((holder.to_owned(), token.parse().ok()?))
+        }))
     }
 
     pub(crate) async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
         let key = queue_key(queue);
         self.ensure_group(&key).await?;
+        if wait.is_zero() {
+            let opts = StreamReadOptions::default().group(GROUP, &self.consumer).count(max.max(1));
+            let reply: Option<StreamReadReply> =
+                self.conn.clone().xread_options(&[&key], &[">"], &opts).await.map_err(unavailable)?;
+            let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+            return Ok(entries.filter_map(|e| delivery(e, 1, queue)).collect());
+        }
         let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match taken {
             Some(c) => c,
@@ -279,7 +382,7 @@ impl RedisBus {
         let reply: Option<StreamReadReply> = conn.xread_options(&[&key], &[">"], &opts).await.map_err(unavailable)?;
         self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-        Ok(entries.filter_map(|e| delivery(e, 1)).collect())
+        Ok(entries.filter_map(|e| delivery(e, 1, queue)).collect())
     }
 
     pub(crate) async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
@@ -308,7 +411,7 @@ impl RedisBus {
             .into_iter()
             .filter_map(|e| {
                 let attempts = counts.iter().find(|c| c.id == e.id).map(|c| c.times_delivered as u32).unwrap_or(1);
-                delivery(e, attempts)
+                delivery(e, attempts, queue)
             })
             .collect())
     }
@@ -331,7 +434,8 @@ impl RedisBus {
         }
         inv.arg(c.sends.len());
         for s in &c.sends {
-            inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice());
+            let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
+            inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender);
         }
         inv.arg(SEEN_RETENTION_MS);
         let result: redis::RedisResult<String> = inv.invoke_async(&mut self.conn.clone()).await;
@@ -390,12 +494,46 @@ impl RedisBus {
             .invoke_async(&mut self.conn.clone())
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(e) if e.to_string().contains("NOTPENDING") => {
-                Err(BusError::NotPending { queue: queue.tag(), id: delivery.id.clone() })
+                return Err(BusError::NotPending { queue: queue.tag(), id: delivery.id.clone() });
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => return Err(unavailable(e)),
         }
+        // The index lives in a slot of its own; a crash before this line leaves a dead
+        // letter that `dead_letters(queue)` shows but the index does not list.
+        let _: () = self.conn.clone().sadd(DEAD_INDEX, queue.tag()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn dead_letter_queues(&self) -> Result<Vec<Address>, BusError> {
+        let tags: Vec<String> = self.conn.clone().smembers(DEAD_INDEX).await.map_err(unavailable)?;
+        let mut queues: Vec<Address> = tags.iter().filter_map(|t| Address::from_tag(t)).collect();
+        queues.sort();
+        Ok(queues)
+    }
+
+    pub(crate) async fn replay_dead_letter(&self, queue: &Address, id: &str) -> Result<Option<MessageId>, BusError> {
+        let tag = queue.tag();
+        let dead = format!("{tag}:dead");
+        let reply: Vec<String> = self
+            .replay
+            .key(queue_key(queue))
+            .key(&dead)
+            .key(format!("{tag}:lease"))
+            .arg(id)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let new_id = self.ring(queue, reply).await?;
+        let left: u64 = self.conn.clone().xlen(&dead).await.map_err(unavailable)?;
+        if left == 0 {
+            let _: () = self.conn.clone().srem(DEAD_INDEX, &tag).await.map_err(unavailable)?;
+        }
+        Ok(Some(new_id))
     }
 
     pub(crate) async fn dead_letters(&self, queue: &Address) -> Result<Vec<DeadLetter>, BusError> {
@@ -407,7 +545,7 @@ impl RedisBus {
             .filter_map(|entry| {
                 let text = |f: &str| field(&entry, f).map(|b| String::from_utf8_lossy(&b).into_owned());
                 let (id, error) = (text("id")?, text("err").unwrap_or_default());
-                let envelope = delivery(entry, 0)?.envelope;
+                let envelope = delivery(entry, 0, queue)?.envelope;
                 Some(DeadLetter { queue: queue.clone(), id, envelope, error })
             })
             .collect())
@@ -519,15 +657,59 @@ impl RedisBus {
     }
 }
 
+async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(MODULES_CHANNEL).await?;
+    Ok(pubsub)
+}
+
+/// Forwards module announcements from the Redis channel; when the connection is lost,
+/// subscribes again with backoff (an announcement missed meanwhile is caught by hosts'
+/// periodic look at the current pointer). Ends when nobody listens any more.
+async fn announce(
+    client: redis::Client,
+    first: redis::aio::PubSub,
+    tx: broadcast::Sender<ModuleAnnouncement>,
+    alive: std::sync::Weak<()>,
+) {
+    use futures_util::StreamExt;
+    let mut pubsub = Some(first);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if let Some(p) = pubsub.take() {
+            backoff = Duration::from_millis(100);
+            let mut messages = p.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let Ok(text) = msg.get_payload::<String>() else { continue };
+                if let Some((role, digest)) = text.split_once(' ') {
+                    let _ = tx.send(ModuleAnnouncement { role: role.into(), digest: digest.into() });
+                }
+            }
+            tracing::warn!("lost the module announcement channel; subscribing again");
+        }
+        if alive.upgrade().is_none() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        match subscribe(&client).await {
+            Ok(p) => pubsub = Some(p),
+            Err(e) => tracing::warn!(error = %e, "cannot subscribe to module announcements yet"),
+        }
+    }
+}
+
 fn field(entry: &StreamId, name: &str) -> Option<Vec<u8>> {
     entry.map.get(name).and_then(|v| redis::from_redis_value::<Vec<u8>>(v.clone()).ok())
 }
 
-/// A stream entry as a delivery; `None` for an entry that is not a Warren message.
-fn delivery(entry: StreamId, attempts: u32) -> Option<Delivery> {
+/// A stream entry of `queue` as a delivery; `None` for an entry that is not a Warren
+/// message.
+fn delivery(entry: StreamId, attempts: u32, queue: &Address) -> Option<Delivery> {
     let text = |f: &str| field(&entry, f).map(|b| String::from_utf8_lossy(&b).into_owned());
     let number = |f: &str| text(f).and_then(|t| t.parse::<u64>().ok());
     let envelope = Envelope {
+        to: text("d").and_then(|t| Address::from_tag(&t)).unwrap_or_else(|| queue.clone()),
         sender: text("f").and_then(|t| Address::from_tag(&t)),
         kind: text("k")?,
         body: field(&entry, "b").unwrap_or_default(),

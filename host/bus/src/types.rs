@@ -11,13 +11,19 @@ pub type StateWrite = (String, Option<Vec<u8>>);
 /// A message's id within its queue, increasing (`<ms>-<seq>`, as Redis Streams name them).
 pub type MessageId = String;
 
-/// A queue, named by the entity that owns it.
+/// An entity a message is addressed to, or a queue, named by the entity that owns it.
+///
+/// Every entity has a queue of its own except guilds: a guild's messages go to the queue
+/// of its group ([`Address::GuildGroup`], see [`crate::group_of`]), and guild hosts own
+/// groups, not single guilds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Address {
     /// A player's queue.
     Player(u64),
-    /// A guild's queue.
+    /// A guild (its messages are queued in its group's queue).
     Guild(u64),
+    /// A group of guilds: one queue, one owner, one state hash for all its guilds.
+    GuildGroup(u32),
     /// A team's queue.
     Team(u64),
     /// A battle room's queue.
@@ -32,7 +38,8 @@ impl Address {
     pub fn tag(&self) -> String {
         match self {
             Address::Player(id) => format!("{{p:{id}}}"),
-            Address::Guild(id) => format!("{{g:{id}}}"),
+            Address::Guild(id) => format!("{{guild:{id}}}"),
+            Address::GuildGroup(n) => format!("{{g:{n}}}"),
             Address::Team(id) => format!("{{t:{id}}}"),
             Address::Battle(id) => format!("{{b:{id}}}"),
             Address::MatchQueue(name) => format!("{{m:{name}}}"),
@@ -46,7 +53,8 @@ impl Address {
         let num = || id.parse::<u64>().ok();
         Some(match kind {
             "p" => Address::Player(num()?),
-            "g" => Address::Guild(num()?),
+            "guild" => Address::Guild(num()?),
+            "g" => Address::GuildGroup(id.parse().ok()?),
             "t" => Address::Team(num()?),
             "b" => Address::Battle(num()?),
             "m" => Address::MatchQueue(id.to_owned()),
@@ -71,6 +79,9 @@ pub struct Outbound {
 /// A message as stored in a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// The entity it is addressed to (a guild, in a guild group's queue; otherwise the
+    /// queue's owner).
+    pub to: Address,
     /// The sending entity, if any.
     pub sender: Option<Address>,
     /// What the message is.
@@ -168,6 +179,10 @@ pub enum BusError {
     /// (a commit either fully happened or not at all).
     #[error("message center unavailable: {0}")]
     Unavailable(String),
+    /// The process's configuration disagrees with the cluster's (the number of guild
+    /// groups, fixed when the cluster first starts).
+    #[error("configuration mismatch: {0}")]
+    Mismatch(String),
     /// No module is stored under that digest.
     #[error("no module stored with digest {0}")]
     ModuleNotFound(String),

@@ -63,15 +63,16 @@ pub fn to_bus(address: &Address) -> BusAddress {
     }
 }
 
-/// The bus's address as the runtime names it.
-pub fn from_bus(address: &BusAddress) -> Address {
-    match address {
+/// The bus's address as the runtime names it; a guild group is no entity a guest sees.
+pub fn from_bus(address: &BusAddress) -> Option<Address> {
+    Some(match address {
         BusAddress::Player(id) => Address::Player(*id),
         BusAddress::Guild(id) => Address::Guild(*id),
         BusAddress::Team(id) => Address::Team(*id),
         BusAddress::Battle(id) => Address::Battle(*id),
         BusAddress::MatchQueue(name) => Address::MatchQueue(name.clone()),
-    }
+        BusAddress::GuildGroup(_) => return None,
+    })
 }
 
 /// The messages a call's effects put on the bus: its sends, and its pushes as client

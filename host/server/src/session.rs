@@ -270,7 +270,7 @@ impl Session<'_> {
         }
         let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
         let msg = Message {
-            sender: d.envelope.sender.as_ref().map(from_bus),
+            sender: d.envelope.sender.as_ref().and_then(from_bus),
             kind: d.envelope.kind.clone(),
             body: d.envelope.body.clone(),
         };
