@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str, &[&str])] = &[
     ("ROOM_BAD_RESTORE", "warren-test-guest", &["room", "v2", "bad-restore"]),
     ("SCRIPT_BASEAPP", "warren-script-baseapp", &[]),
     ("SCRIPT_BATTLE", "warren-script-battle", &[]),
+    ("SCRIPT_GUILD", "warren-script-guild", &[]),
 ];
 
 fn main() {

@@ -24,7 +24,7 @@ mod types;
 
 pub use balance::{assign_groups, group_of};
 pub use embedded::EmbeddedBus;
-pub use redis::RedisBus;
+pub use redis::{RedisBus, RedisOptions};
 pub use types::{
     Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
     Outbound, StateWrite,
@@ -66,15 +66,30 @@ impl Bus {
     }
 
     /// Connects to the Redis at `url`, with [`DEFAULT_GROUPS`] guild groups.
+    ///
+    /// `url` is one Redis (`redis://host:6379`, `/<db>` selects a database) or any node of
+    /// a Redis Cluster: a node reporting `cluster_enabled:1` is taken as the seed of a
+    /// cluster client, and the same bus runs on the cluster. Several seed URLs of one
+    /// cluster may be given comma-separated (`redis://a:7000,redis://b:7001`). Failures are
+    /// [`BusError::Unavailable`] with the reason.
     pub async fn redis(url: &str) -> Result<Bus, BusError> {
-        Bus::redis_with_groups(url, DEFAULT_GROUPS).await
+        Bus::redis_with(url, RedisOptions::default()).await
     }
 
-    /// Connects to the Redis at `url`. The number of guild groups is fixed by the first
-    /// process that connects; a process configured otherwise is refused
-    /// ([`BusError::Mismatch`]), since it would queue guilds' messages in the wrong groups.
+    /// Connects to the Redis (or Redis Cluster, see [`Bus::redis`]) at `url`. The number of
+    /// guild groups is fixed by the first process that connects; a process configured
+    /// otherwise is refused ([`BusError::Mismatch`]), since it would queue guilds' messages
+    /// in the wrong groups.
     pub async fn redis_with_groups(url: &str, groups: u32) -> Result<Bus, BusError> {
-        Ok(Bus::Redis(Arc::new(RedisBus::connect(url, groups).await?)))
+        Bus::redis_with(url, RedisOptions { groups, ..RedisOptions::default() }).await
+    }
+
+    /// Connects to the Redis (or Redis Cluster, see [`Bus::redis`]) at `url` with
+    /// `options`: the number of guild groups (fixed per namespace, see
+    /// [`Bus::redis_with_groups`]) and an optional key namespace that keeps this bus apart
+    /// from others on the same Redis ([`RedisOptions::namespace`]).
+    pub async fn redis_with(url: &str, options: RedisOptions) -> Result<Bus, BusError> {
+        Ok(Bus::Redis(Arc::new(RedisBus::connect(url, options).await?)))
     }
 
     /// How many groups guilds are split into.

@@ -5,17 +5,30 @@
 //! script touches one slot and runs unchanged on Redis Cluster. Messages for other owners
 //! are written to the owner's outbox (`{p:42}:o`) in the commit and relayed afterwards;
 //! each carries a unique id that the receiver's commit records, so a message relayed twice
-//! (a crash between relay and delete) is applied once.
+//! (a crash between relay and delete) is applied once. The global keys (`{accounts}:...`,
+//! `{modules}:...`, `{members}:<role>`, `{dead}:queues`, `{cluster}:groups`,
+//! `{host:<holder>}:bell`) are each touched by one command at a time.
+//!
+//! One code path serves both deployments: [`RedisBus::connect`] asks the server it is given
+//! whether it is a cluster node (`INFO cluster`) and then talks to it through a
+//! `ConnectionManager` (one Redis) or a `ClusterConnection` (Redis Cluster, which routes
+//! each command to its slot's node and follows MOVED/ASK), both behind one connection type.
+//!
+//! An optional namespace ([`RedisOptions::namespace`]) prefixes every key *outside* its
+//! hash tag (`t7:{p:42}:q`), so several buses share one Redis or one cluster apart while
+//! every key keeps its slot.
 
 use crate::types::{
     Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
     Outbound,
 };
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
 };
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -174,24 +187,122 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return id
 "#;
 
-/// The key of the set of queues that have dead letters.
+/// The key of the set of queues that have dead letters (without the namespace).
 const DEAD_INDEX: &str = "{dead}:queues";
-/// The key fixing the cluster's number of guild groups.
+/// The key fixing the cluster's number of guild groups (without the namespace).
 const GROUPS_KEY: &str = "{cluster}:groups";
+/// How long a blocking read may outlast its own wait before the connection is deemed
+/// lost (the server answers a blocking read when its wait ends).
+const BLOCKING_GRACE: Duration = Duration::from_secs(5);
+/// How long one command on a cluster may wait for a node's reply.
+const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one command on a cluster may take in all, with the retries and redirections
+/// of a cluster that is moving slots or electing a master.
+const CLUSTER_OVERALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The message center on one Redis server.
+/// How to reach and lay out a Redis bus, beyond its URL.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// How many groups guilds are split into. The first process to connect (within a
+    /// namespace) fixes it; a process configured otherwise is refused.
+    pub groups: u32,
+    /// A prefix for every key and for the announcement channel, so that several buses
+    /// share one Redis or one Redis Cluster without seeing each other (tests do; so may
+    /// staging worlds). `Some("t7")` stores `{p:42}:q` as `t7:{p:42}:q`: the prefix is
+    /// outside the hash tag, so every key keeps its slot and every script its one slot.
+    /// It must not be empty nor contain braces or whitespace. `None`: keys as they are.
+    pub namespace: Option<String>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> RedisOptions {
+        RedisOptions { groups: crate::DEFAULT_GROUPS, namespace: None }
+    }
+}
+
+/// A connection to one Redis or to a Redis Cluster; every command is written once, against
+/// this.
+#[derive(Clone)]
+enum Conn {
+    /// The shared connection to one server; reconnects by itself.
+    Single(ConnectionManager),
+    /// A dedicated connection to one server, for blocking reads.
+    Dedicated(MultiplexedConnection),
+    /// A connection to a Redis Cluster: routes each command to the node serving its slot,
+    /// follows redirections and reconnects by itself.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Dedicated(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Dedicated(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// What the bus is connected to; opens the dedicated connections blocking reads need.
+enum Deployment {
+    /// One Redis server.
+    Single(redis::Client),
+    /// A Redis Cluster; this client's connections have no response timeout of their own
+    /// (blocking reads bound their wait themselves).
+    Cluster(Box<ClusterClient>),
+}
+
+impl Deployment {
+    async fn dedicated(&self) -> Result<Conn, BusError> {
+        match self {
+            Deployment::Single(client) => {
+                // No response timeout: the server answers a blocking read when its wait
+                // ends, which may be long after the default timeout.
+                let config = AsyncConnectionConfig::new().set_response_timeout(None);
+                let conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(unavailable)?;
+                Ok(Conn::Dedicated(conn))
+            }
+            Deployment::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)),
+        }
+    }
+}
+
+/// The message center on one Redis server or on a Redis Cluster.
 pub struct RedisBus {
     /// Dropped with the bus: background tasks stop.
     _alive: std::sync::Arc<()>,
     /// How many groups guilds are split into.
     pub(crate) groups: u32,
     /// For every non-blocking command; reconnects by itself.
-    conn: ConnectionManager,
+    conn: Conn,
     /// Opens the dedicated connections blocking reads need.
-    client: redis::Client,
+    deployment: Deployment,
     /// Connections for blocking reads, reused: a blocked read would stall every other
-    /// command on a shared connection.
-    readers: Mutex<Vec<MultiplexedConnection>>,
+    /// command on a shared connection (on a cluster, every command to the same node).
+    readers: Mutex<Vec<Conn>>,
+    /// The namespace's key prefix (`t7:`), or empty.
+    prefix: String,
     /// This process's consumer name in every group.
     consumer: String,
     /// Queues whose group this process has made sure exists.
@@ -223,28 +334,113 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn queue_key(a: &Address) -> String {
-    format!("{}:q", a.tag())
+/// The key prefix of a namespace: `t7` gives `t7:`; none gives none.
+fn namespace_prefix(namespace: Option<&str>) -> Result<String, BusError> {
+    let Some(ns) = namespace else { return Ok(String::new()) };
+    if ns.is_empty() || ns.chars().any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control()) {
+        return Err(BusError::Unavailable(format!(
+            "invalid Redis namespace {ns:?}: it must be non-empty, without braces or whitespace"
+        )));
+    }
+    Ok(format!("{ns}:"))
 }
 
-fn bell_key(holder: &str) -> String {
-    format!("{{host:{holder}}}:bell")
+/// Whether the Redis behind `client` is a Redis Cluster node (`cluster_enabled:1`). Asked
+/// on database 0: a cluster node refuses to select any other.
+async fn cluster_enabled(client: &redis::Client) -> redis::RedisResult<bool> {
+    let info = client.get_connection_info().clone();
+    let db0 = info.redis_settings().clone().set_db(0);
+    let probe = redis::Client::open(info.set_redis_settings(db0))?;
+    let mut conn = probe.get_multiplexed_async_connection().await?;
+    let text: String = redis::cmd("INFO").arg("cluster").query_async(&mut conn).await?;
+    Ok(text.lines().any(|l| l.trim() == "cluster_enabled:1"))
+}
+
+/// The connections to the Redis or Redis Cluster at `url` (one URL, or comma-separated
+/// seed URLs of one cluster), and the clients announcements are subscribed through, in
+/// order of preference.
+async fn open(url: &str) -> Result<(Conn, Deployment, Vec<redis::Client>), BusError> {
+    let urls: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    if urls.is_empty() {
+        return Err(BusError::Unavailable("no Redis URL given".into()));
+    }
+    let mut clients = Vec::with_capacity(urls.len());
+    for u in &urls {
+        clients
+            .push(redis::Client::open(*u).map_err(|e| BusError::Unavailable(format!("invalid Redis URL {u}: {e}")))?);
+    }
+    // The first seed that answers says which kind of deployment this is.
+    let mut failures = Vec::new();
+    let mut probed = None;
+    for (u, client) in urls.iter().zip(&clients) {
+        match cluster_enabled(client).await {
+            Ok(enabled) => {
+                probed = Some((*u, enabled));
+                break;
+            }
+            Err(e) => failures.push(format!("{u}: {e}")),
+        }
+    }
+    let Some((answered, is_cluster)) = probed else {
+        return Err(BusError::Unavailable(format!("cannot reach Redis at {}", failures.join("; "))));
+    };
+    if !is_cluster {
+        if urls.len() > 1 {
+            return Err(BusError::Unavailable(format!(
+                "{} seed URLs given, but {answered} is a single Redis, not a Redis Cluster node (cluster_enabled:0): \
+                 give one URL for a single Redis",
+                urls.len()
+            )));
+        }
+        let client = clients.swap_remove(0);
+        let conn = ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot connect to Redis at {answered}: {e}")))?;
+        return Ok((Conn::Single(conn), Deployment::Single(client.clone()), vec![client]));
+    }
+    for (u, client) in urls.iter().zip(&clients) {
+        let db = client.get_connection_info().redis_settings().db();
+        if db != 0 {
+            return Err(BusError::Unavailable(format!(
+                "{u} names database {db}, but a Redis Cluster has only database 0: drop the /{db} \
+                 (buses share a cluster apart through a namespace)"
+            )));
+        }
+    }
+    let seeds: Vec<redis::ConnectionInfo> = clients.iter().map(|c| c.get_connection_info().clone()).collect();
+    let cluster_error =
+        |e: redis::RedisError| BusError::Unavailable(format!("cannot use the Redis Cluster at {url}: {e}"));
+    let shared = ClusterClient::builder(seeds.clone())
+        .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
+        .overall_response_timeout(Some(CLUSTER_OVERALL_TIMEOUT))
+        .build()
+        .map_err(cluster_error)?;
+    let blocking = ClusterClient::builder(seeds).build().map_err(cluster_error)?;
+    let conn = shared.get_async_connection().await.map_err(cluster_error)?;
+    Ok((Conn::Cluster(conn), Deployment::Cluster(Box::new(blocking)), clients))
 }
 
 impl RedisBus {
-    /// Connects to the Redis at `url` (`redis://127.0.0.1:6379`).
-    pub async fn connect(url: &str, groups: u32) -> Result<RedisBus, BusError> {
-        let groups = groups.max(1);
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let mut conn = ConnectionManager::new(client.clone()).await.map_err(unavailable)?;
+    /// Connects to the Redis at `url` (`redis://127.0.0.1:6379`, `/<db>` selects a
+    /// database) or to the Redis Cluster it is a node of: a server that reports
+    /// `cluster_enabled:1` in `INFO cluster` is used as the seed of a cluster client.
+    /// `url` may also list several seed URLs of one cluster, comma-separated; the first
+    /// that answers is asked. Announcements are subscribed to on the first seed that
+    /// accepts (a PUBLISH on any node of a cluster reaches every node's subscribers).
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisBus, BusError> {
+        let groups = options.groups.max(1);
+        let prefix = namespace_prefix(options.namespace.as_deref())?;
+        let (conn, deployment, seeds) = open(url).await?;
+        let mut fixing = conn.clone();
+        let groups_key = format!("{prefix}{GROUPS_KEY}");
         let _: Option<String> = redis::cmd("SET")
-            .arg(GROUPS_KEY)
+            .arg(&groups_key)
             .arg(groups)
             .arg("NX")
-            .query_async(&mut conn)
+            .query_async(&mut fixing)
             .await
             .map_err(unavailable)?;
-        let fixed: u32 = conn.get(GROUPS_KEY).await.map_err(unavailable)?;
+        let fixed: u32 = fixing.get(&groups_key).await.map_err(unavailable)?;
         if fixed != groups {
             return Err(BusError::Mismatch(format!(
                 "this process is configured with {groups} guild groups, the cluster was started with {fixed}"
@@ -252,15 +448,17 @@ impl RedisBus {
         }
         let (announcements, _) = broadcast::channel(64);
         // Subscribe once here, so a bad URL fails the connect; later losses reconnect.
-        let pubsub = subscribe(&client).await.map_err(unavailable)?;
+        let channel = format!("{prefix}{MODULES_CHANNEL}");
+        let pubsub = subscribe(&seeds, &channel).await?;
         let alive = std::sync::Arc::new(());
-        tokio::spawn(announce(client.clone(), pubsub, announcements.clone(), std::sync::Arc::downgrade(&alive)));
+        tokio::spawn(announce(seeds, channel, pubsub, announcements.clone(), std::sync::Arc::downgrade(&alive)));
         Ok(RedisBus {
             _alive: alive,
             groups,
             conn,
-            client,
+            deployment,
             readers: Mutex::new(Vec::new()),
+            prefix,
             consumer: format!("c{:016x}", random_u64()),
             grouped: Mutex::new(HashSet::new()),
             commit: Script::new(COMMIT_LUA),
@@ -272,6 +470,48 @@ impl RedisBus {
             replay: Script::new(REPLAY_LUA),
             announcements,
         })
+    }
+
+    /// A key in this bus's namespace.
+    fn key(&self, key: impl std::fmt::Display) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The key of an owner's `suffix` (`q`, `s`, `lease`, ...): `[ns:]{p:42}:q`.
+    fn owner_key(&self, owner: &Address, suffix: &str) -> String {
+        format!("{}{}:{suffix}", self.prefix, owner.tag())
+    }
+
+    fn queue_key(&self, a: &Address) -> String {
+        self.owner_key(a, "q")
+    }
+
+    fn bell_key(&self, holder: &str) -> String {
+        format!("{}{{host:{holder}}}:bell", self.prefix)
+    }
+
+    fn members_key(&self, role: &str) -> String {
+        format!("{}{{members}}:{role}", self.prefix)
+    }
+
+    /// Runs a blocking command, which waits up to `wait` on the server, on a dedicated
+    /// connection taken from (and given back to) the pool. A connection that failed or
+    /// did not answer in time is dropped, not reused.
+    async fn blocking<T: redis::FromRedisValue>(&self, cmd: redis::Cmd, wait: Duration) -> Result<T, BusError> {
+        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match taken {
+            Some(c) => c,
+            None => self.deployment.dedicated().await?,
+        };
+        let limit = wait + BLOCKING_GRACE;
+        match tokio::time::timeout(limit, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => {
+                self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+                Ok(value)
+            }
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(BusError::Unavailable(format!("no reply to a blocking read within {limit:?}"))),
+        }
     }
 
     async fn ensure_group(&self, key: &str) -> Result<(), BusError> {
@@ -313,7 +553,7 @@ impl RedisBus {
     ) -> Result<MessageId, BusError> {
         let queue = crate::queue_of(to, self.groups);
         let mut inv = self.append.prepare_invoke();
-        inv.key(queue_key(&queue)).key(format!("{}:lease", queue.tag()));
+        inv.key(self.queue_key(&queue)).key(self.owner_key(&queue, "lease"));
         inv.arg("d").arg(to.tag()).arg("k").arg(kind).arg("b").arg(body).arg("f").arg(sender);
         inv.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("m").arg(mid);
         let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
@@ -323,7 +563,7 @@ impl RedisBus {
     /// Rings the doorbell named in an APPEND_LUA reply (`[id, holder?]`); returns the id.
     async fn ring(&self, queue: &Address, mut reply: Vec<String>) -> Result<MessageId, BusError> {
         if let Some(holder) = reply.get(1) {
-            let _: () = self.conn.clone().rpush(bell_key(holder), queue.tag()).await.map_err(unavailable)?;
+            let _: () = self.conn.clone().rpush(self.bell_key(holder), queue.tag()).await.map_err(unavailable)?;
         }
         if reply.is_empty() {
             return Err(BusError::Unavailable("append returned no id".into()));
@@ -332,15 +572,9 @@ impl RedisBus {
     }
 
     pub(crate) async fn doorbell(&self, holder: &str, wait: Duration) -> Result<Vec<Address>, BusError> {
-        let key = bell_key(holder);
-        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match taken {
-            Some(c) => c,
-            None => self.client.get_multiplexed_async_connection().await.map_err(unavailable)?,
-        };
+        let key = self.bell_key(holder);
         let first: Option<(String, String)> =
-            conn.blpop(&key, wait.as_secs_f64().max(0.001)).await.map_err(unavailable)?;
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            self.blocking(redis::Cmd::blpop(&key, wait.as_secs_f64().max(0.001)), wait).await?;
         let Some((_, first)) = first else { return Ok(Vec::new()) };
         let rest: Option<Vec<String>> =
             redis::cmd("LPOP").arg(&key).arg(4096).query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
@@ -352,8 +586,7 @@ impl RedisBus {
     }
 
     pub(crate) async fn lease_holder(&self, owner: &Address) -> Result<Option<(String, u64)>, BusError> {
-        let held: Option<String> =
-            self.conn.clone().get(format!("{}:lease", owner.tag())).await.map_err(unavailable)?;
+        let held: Option<String> = self.conn.clone().get(self.owner_key(owner, "lease")).await.map_err(unavailable)?;
         Ok(held.and_then(|h| {
             let (holder, token) = h.split_once(' ')?;
             Some((holder.to_owned(), token.parse().ok()?))
@@ -361,7 +594,7 @@ impl RedisBus {
     }
 
     pub(crate) async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
-        let key = queue_key(queue);
+        let key = self.queue_key(queue);
         self.ensure_group(&key).await?;
         if wait.is_zero() {
             let opts = StreamReadOptions::default().group(GROUP, &self.consumer).count(max.max(1));
@@ -370,23 +603,18 @@ impl RedisBus {
             let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
             return Ok(entries.filter_map(|e| delivery(e, 1, queue)).collect());
         }
-        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match taken {
-            Some(c) => c,
-            None => self.client.get_multiplexed_async_connection().await.map_err(unavailable)?,
-        };
         let opts = StreamReadOptions::default()
             .group(GROUP, &self.consumer)
             .count(max.max(1))
             .block(wait.as_millis().max(1) as usize);
-        let reply: Option<StreamReadReply> = conn.xread_options(&[&key], &[">"], &opts).await.map_err(unavailable)?;
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        let reply: Option<StreamReadReply> =
+            self.blocking(redis::Cmd::xread_options(&[&key], &[">"], &opts), wait).await?;
         let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
         Ok(entries.filter_map(|e| delivery(e, 1, queue)).collect())
     }
 
     pub(crate) async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
-        let key = queue_key(queue);
+        let key = self.queue_key(queue);
         self.ensure_group(&key).await?;
         // A new owner first finishes the old owner's relaying.
         self.relay(queue).await?;
@@ -421,7 +649,7 @@ impl RedisBus {
         let ack = c.ack.clone().unwrap_or_default();
         let mut inv = self.commit.prepare_invoke();
         for suffix in ["q", "s", "o", "seen", "seq", "lease"] {
-            inv.key(format!("{tag}:{suffix}"));
+            inv.key(self.owner_key(&c.owner, suffix));
         }
         let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
         // ARGV[2] is unused (the script reads the message's unique id itself).
@@ -457,7 +685,7 @@ impl RedisBus {
     /// Moves the owner's outbox to the destination queues. Safe to run twice: a message
     /// appended twice carries one id, and the receiver applies it once.
     pub(crate) async fn relay(&self, owner: &Address) -> Result<(), BusError> {
-        let outbox = format!("{}:o", owner.tag());
+        let outbox = self.owner_key(owner, "o");
         loop {
             let batch: StreamRangeReply =
                 self.conn.clone().xrange_count(&outbox, "-", "+", 100).await.map_err(unavailable)?;
@@ -487,8 +715,8 @@ impl RedisBus {
     pub(crate) async fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
         let result: redis::RedisResult<String> = self
             .dead_letter
-            .key(queue_key(queue))
-            .key(format!("{}:dead", queue.tag()))
+            .key(self.queue_key(queue))
+            .key(self.owner_key(queue, "dead"))
             .arg(&delivery.id)
             .arg(error)
             .invoke_async(&mut self.conn.clone())
@@ -502,12 +730,12 @@ impl RedisBus {
         }
         // The index lives in a slot of its own; a crash before this line leaves a dead
         // letter that `dead_letters(queue)` shows but the index does not list.
-        let _: () = self.conn.clone().sadd(DEAD_INDEX, queue.tag()).await.map_err(unavailable)?;
+        let _: () = self.conn.clone().sadd(self.key(DEAD_INDEX), queue.tag()).await.map_err(unavailable)?;
         Ok(())
     }
 
     pub(crate) async fn dead_letter_queues(&self) -> Result<Vec<Address>, BusError> {
-        let tags: Vec<String> = self.conn.clone().smembers(DEAD_INDEX).await.map_err(unavailable)?;
+        let tags: Vec<String> = self.conn.clone().smembers(self.key(DEAD_INDEX)).await.map_err(unavailable)?;
         let mut queues: Vec<Address> = tags.iter().filter_map(|t| Address::from_tag(t)).collect();
         queues.sort();
         Ok(queues)
@@ -515,12 +743,12 @@ impl RedisBus {
 
     pub(crate) async fn replay_dead_letter(&self, queue: &Address, id: &str) -> Result<Option<MessageId>, BusError> {
         let tag = queue.tag();
-        let dead = format!("{tag}:dead");
+        let dead = self.owner_key(queue, "dead");
         let reply: Vec<String> = self
             .replay
-            .key(queue_key(queue))
+            .key(self.queue_key(queue))
             .key(&dead)
-            .key(format!("{tag}:lease"))
+            .key(self.owner_key(queue, "lease"))
             .arg(id)
             .invoke_async(&mut self.conn.clone())
             .await
@@ -531,14 +759,14 @@ impl RedisBus {
         let new_id = self.ring(queue, reply).await?;
         let left: u64 = self.conn.clone().xlen(&dead).await.map_err(unavailable)?;
         if left == 0 {
-            let _: () = self.conn.clone().srem(DEAD_INDEX, &tag).await.map_err(unavailable)?;
+            let _: () = self.conn.clone().srem(self.key(DEAD_INDEX), &tag).await.map_err(unavailable)?;
         }
         Ok(Some(new_id))
     }
 
     pub(crate) async fn dead_letters(&self, queue: &Address) -> Result<Vec<DeadLetter>, BusError> {
         let range: StreamRangeReply =
-            self.conn.clone().xrange_all(format!("{}:dead", queue.tag())).await.map_err(unavailable)?;
+            self.conn.clone().xrange_all(self.owner_key(queue, "dead")).await.map_err(unavailable)?;
         Ok(range
             .ids
             .into_iter()
@@ -557,11 +785,10 @@ impl RedisBus {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, BusError> {
-        let tag = owner.tag();
         let token: Option<u64> = self
             .acquire
-            .key(format!("{tag}:lease"))
-            .key(format!("{tag}:fence"))
+            .key(self.owner_key(owner, "lease"))
+            .key(self.owner_key(owner, "fence"))
             .arg(holder)
             .arg(ttl.as_millis().max(1) as u64)
             .invoke_async(&mut self.conn.clone())
@@ -573,7 +800,7 @@ impl RedisBus {
     async fn lease_op(&self, lease: &Lease, ttl: Duration, op: &str) -> Result<bool, BusError> {
         let done: u32 = self
             .lease
-            .key(format!("{}:lease", lease.owner.tag()))
+            .key(self.owner_key(&lease.owner, "lease"))
             .arg(format!("{} {}", lease.holder, lease.token))
             .arg(ttl.as_millis().max(1) as u64)
             .arg(op)
@@ -591,25 +818,21 @@ impl RedisBus {
         self.lease_op(lease, Duration::ZERO, "release").await.map(drop)
     }
 
-    fn members_key(role: &str) -> String {
-        format!("{{members}}:{role}")
-    }
-
     pub(crate) async fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) -> Result<(), BusError> {
         let expiry = now_ms() + ttl.as_millis() as u64;
-        let _: () = self.conn.clone().zadd(Self::members_key(role), instance, expiry).await.map_err(unavailable)?;
+        let _: () = self.conn.clone().zadd(self.members_key(role), instance, expiry).await.map_err(unavailable)?;
         Ok(())
     }
 
     pub(crate) async fn leave(&self, role: &str, instance: &str) -> Result<(), BusError> {
-        let _: () = self.conn.clone().zrem(Self::members_key(role), instance).await.map_err(unavailable)?;
+        let _: () = self.conn.clone().zrem(self.members_key(role), instance).await.map_err(unavailable)?;
         Ok(())
     }
 
     pub(crate) async fn members(&self, role: &str) -> Result<Vec<String>, BusError> {
         // Expiry is each host's clock plus its ttl: hosts' clocks must agree to well within
         // the ttl (NTP does).
-        let key = Self::members_key(role);
+        let key = self.members_key(role);
         let mut conn = self.conn.clone();
         let _: () = conn.zrembyscore(&key, "-inf", now_ms()).await.map_err(unavailable)?;
         let mut live: Vec<String> = conn.zrange(&key, 0, -1).await.map_err(unavailable)?;
@@ -619,14 +842,14 @@ impl RedisBus {
 
     pub(crate) async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
         let map: std::collections::HashMap<String, Vec<u8>> =
-            self.conn.clone().hgetall(format!("{}:s", owner.tag())).await.map_err(unavailable)?;
+            self.conn.clone().hgetall(self.owner_key(owner, "s")).await.map_err(unavailable)?;
         Ok(map.into_iter().collect())
     }
 
     pub(crate) async fn account(&self, name: &str) -> Result<u64, BusError> {
         self.account
-            .key("{accounts}:names")
-            .key("{accounts}:next")
+            .key(self.key("{accounts}:names"))
+            .key(self.key("{accounts}:next"))
             .arg(name)
             .invoke_async(&mut self.conn.clone())
             .await
@@ -636,20 +859,21 @@ impl RedisBus {
     pub(crate) async fn publish_module(&self, role: &str, bytes: Vec<u8>) -> Result<String, BusError> {
         let digest = hex::encode(Sha256::digest(&bytes));
         let mut conn = self.conn.clone();
-        let _: () = conn.set(format!("{{modules}}:blob:{digest}"), bytes).await.map_err(unavailable)?;
-        let _: () = conn.hset("{modules}:current", role, &digest).await.map_err(unavailable)?;
-        let _: () = conn.publish(MODULES_CHANNEL, format!("{role} {digest}")).await.map_err(unavailable)?;
+        let blob_key = self.key(format_args!("{{modules}}:blob:{digest}"));
+        let _: () = conn.set(blob_key, bytes).await.map_err(unavailable)?;
+        let _: () = conn.hset(self.key("{modules}:current"), role, &digest).await.map_err(unavailable)?;
+        let _: () = conn.publish(self.key(MODULES_CHANNEL), format!("{role} {digest}")).await.map_err(unavailable)?;
         Ok(digest)
     }
 
     pub(crate) async fn module(&self, digest: &str) -> Result<Vec<u8>, BusError> {
-        let blob: Option<Vec<u8>> =
-            self.conn.clone().get(format!("{{modules}}:blob:{digest}")).await.map_err(unavailable)?;
+        let blob_key = self.key(format_args!("{{modules}}:blob:{digest}"));
+        let blob: Option<Vec<u8>> = self.conn.clone().get(blob_key).await.map_err(unavailable)?;
         blob.ok_or_else(|| BusError::ModuleNotFound(digest.to_owned()))
     }
 
     pub(crate) async fn current_module(&self, role: &str) -> Result<Option<String>, BusError> {
-        self.conn.clone().hget("{modules}:current", role).await.map_err(unavailable)
+        self.conn.clone().hget(self.key("{modules}:current"), role).await.map_err(unavailable)
     }
 
     pub(crate) fn module_announcements(&self) -> broadcast::Receiver<ModuleAnnouncement> {
@@ -657,17 +881,30 @@ impl RedisBus {
     }
 }
 
-async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(MODULES_CHANNEL).await?;
-    Ok(pubsub)
+/// Subscribes to `channel` through the first of `seeds` that accepts.
+async fn subscribe(seeds: &[redis::Client], channel: &str) -> Result<redis::aio::PubSub, BusError> {
+    let mut failures = Vec::new();
+    for seed in seeds {
+        let attempt = async {
+            let mut pubsub = seed.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            redis::RedisResult::Ok(pubsub)
+        };
+        match attempt.await {
+            Ok(pubsub) => return Ok(pubsub),
+            Err(e) => failures.push(format!("{}: {e}", seed.get_connection_info().addr())),
+        }
+    }
+    Err(BusError::Unavailable(format!("cannot subscribe to module announcements: {}", failures.join("; "))))
 }
 
 /// Forwards module announcements from the Redis channel; when the connection is lost,
-/// subscribes again with backoff (an announcement missed meanwhile is caught by hosts'
-/// periodic look at the current pointer). Ends when nobody listens any more.
+/// subscribes again (through any of the seeds) with backoff (an announcement missed
+/// meanwhile is caught by hosts' periodic look at the current pointer). Ends when nobody
+/// listens any more.
 async fn announce(
-    client: redis::Client,
+    seeds: Vec<redis::Client>,
+    channel: String,
     first: redis::aio::PubSub,
     tx: broadcast::Sender<ModuleAnnouncement>,
     alive: std::sync::Weak<()>,
@@ -692,7 +929,7 @@ async fn announce(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
-        match subscribe(&client).await {
+        match subscribe(&seeds, &channel).await {
             Ok(p) => pubsub = Some(p),
             Err(e) => tracing::warn!(error = %e, "cannot subscribe to module announcements yet"),
         }

@@ -1,26 +1,55 @@
 //! The bus's promises, checked through the public interface so the same suite runs on
-//! every backend.
+//! every backend: embedded, one `redis-server` and a Redis Cluster of three masters (both
+//! started by the suite, see `warren-testkit`), the Redis ones in a key namespace per test.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use warren_bus::{Address, Bus, BusError, Commit, Outbound};
-use warren_testkit::RedisServer;
+use warren_bus::{Address, Bus, BusError, Commit, Outbound, RedisOptions};
+use warren_testkit::{RedisCluster, RedisServer};
 
-/// One redis-server for the whole suite; each test gets a database of its own.
+/// One redis-server for the whole suite.
 fn redis() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
     SERVER.get_or_init(RedisServer::start)
 }
 
-/// Every backend, fresh: the embedded bus, and a Redis bus on a database of its own.
+/// One Redis Cluster (three masters) for the whole suite.
+fn cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+/// The Redis flavours every Redis test runs on: a single server and a cluster, by name
+/// and URL.
+fn redis_flavours() -> [(&'static str, &'static str); 2] {
+    [("redis", redis().url.as_str()), ("cluster", cluster().url.as_str())]
+}
+
+/// A key namespace no other test of this process uses. Tests share the suite's servers
+/// and reuse entity ids, so each keeps to a namespace of its own (a cluster has only
+/// database 0, so databases cannot keep them apart).
+fn fresh_namespace() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A Redis bus at `url` in `namespace`, with `groups` guild groups.
+async fn redis_bus(url: &str, namespace: &str, groups: u32) -> Result<Bus, BusError> {
+    Bus::redis_with(url, RedisOptions { groups, namespace: Some(namespace.to_owned()) }).await
+}
+
+/// Every backend, fresh: the embedded bus, and a Redis bus on the single server and on the
+/// cluster, each in a namespace of its own.
 async fn backends() -> Vec<(&'static str, Bus)> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static DB: AtomicU32 = AtomicU32::new(0);
-    let db = DB.fetch_add(1, Ordering::Relaxed);
-    assert!(db < 62, "more tests than databases: raise --databases in warren-testkit");
-    let url = format!("{}/{db}", redis().url);
-    let redis = Bus::redis(&url).await.expect("connect to the suite's redis-server");
-    vec![("embedded", Bus::embedded()), ("redis", redis)]
+    let mut all = vec![("embedded", Bus::embedded())];
+    for (name, url) in redis_flavours() {
+        let bus = redis_bus(url, &fresh_namespace(), warren_bus::DEFAULT_GROUPS)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the suite's {name}: {e}"));
+        all.push((name, bus));
+    }
+    all
 }
 
 fn msg(to: Address, kind: &str, body: &str) -> Outbound {
@@ -320,56 +349,209 @@ async fn a_dead_letter_is_listed_and_replayed_once() {
     }
 }
 
+#[tokio::test]
+async fn a_blocking_wait_longer_than_a_second_ends_empty_not_in_error() {
+    for (name, bus) in backends().await {
+        let wait = Duration::from_millis(1500);
+        let (read, rung) = tokio::join!(bus.read(&Address::Team(50), 1, wait), bus.doorbell("host-quiet", wait));
+        assert!(read.unwrap_or_else(|e| panic!("{name}: {e}")).is_empty(), "{name}");
+        assert!(rung.unwrap_or_else(|e| panic!("{name}: {e}")).is_empty(), "{name}");
+        // The dedicated connections go back to the pool and serve again.
+        bus.send(msg(Address::Team(50), "n", "1")).await.unwrap();
+        assert_eq!(bus.read(&Address::Team(50), 1, wait).await.unwrap().len(), 1, "{name}");
+    }
+}
+
 /// Redis only: processes configured with another number of guild groups are refused.
 #[tokio::test]
 async fn a_process_with_another_group_count_is_refused() {
-    let url = format!("{}/62", redis().url);
-    let first = Bus::redis_with_groups(&url, 64).await.expect("first process fixes 64");
-    assert_eq!(first.groups(), 64);
-    Bus::redis_with_groups(&url, 64).await.expect("same count");
-    match Bus::redis_with_groups(&url, 4096).await {
-        Err(BusError::Mismatch(reason)) => assert!(reason.contains("64"), "{reason}"),
-        other => panic!("expected a mismatch, got {:?}", other.map(|b| b.groups())),
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let first = redis_bus(url, &ns, 64).await.expect("first process fixes 64");
+        assert_eq!(first.groups(), 64, "{name}");
+        redis_bus(url, &ns, 64).await.expect("same count");
+        match redis_bus(url, &ns, 4096).await {
+            Err(BusError::Mismatch(reason)) => assert!(reason.contains("64"), "{name}: {reason}"),
+            other => panic!("{name}: expected a mismatch, got {:?}", other.map(|b| b.groups())),
+        }
+        // Another namespace is another world, with its own count.
+        redis_bus(url, &fresh_namespace(), 4096).await.expect("a namespace of its own");
     }
+}
+
+/// Appends the only entry of stream `key` once more, exactly as it is.
+async fn append_again(conn: &mut impl redis::aio::ConnectionLike, key: &str) {
+    let entries: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(conn).await.unwrap();
+    assert_eq!(entries.ids.len(), 1);
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(key).arg("*");
+    for (k, v) in &entries.ids[0].map {
+        xadd.arg(k).arg(redis::from_redis_value::<Vec<u8>>(v.clone()).unwrap());
+    }
+    let _: String = xadd.query_async(conn).await.unwrap();
 }
 
 /// Redis only: the relay of an outbox may append a message twice (a crash between the
 /// append and the outbox delete); the receiver's commit applies it once.
 #[tokio::test]
 async fn a_message_relayed_twice_is_applied_once() {
-    let bus = Bus::redis(&format!("{}/63", redis().url)).await.unwrap();
-    let (a, b) = (Address::Player(1), Address::Player(2));
-    let send =
-        Commit { owner: a.clone(), writes: vec![], sends: vec![msg(b.clone(), "gift", "1")], ack: None, fence: None };
-    bus.commit(send).await.unwrap();
-
-    // Append the relayed entry once more, exactly as the relay wrote it.
-    let client = redis::Client::open(format!("{}/63", redis().url)).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let entries: redis::streams::StreamRangeReply =
-        redis::AsyncCommands::xrange_all(&mut conn, "{p:2}:q").await.unwrap();
-    assert_eq!(entries.ids.len(), 1);
-    let fields: Vec<(String, Vec<u8>)> = entries.ids[0]
-        .map
-        .iter()
-        .map(|(k, v)| (k.clone(), redis::from_redis_value::<Vec<u8>>(v.clone()).unwrap()))
-        .collect();
-    let _: String = redis::AsyncCommands::xadd(&mut conn, "{p:2}:q", "*", &fields).await.unwrap();
-
-    let got = bus.read(&b, 10, Duration::from_millis(10)).await.unwrap();
-    assert_eq!(got.len(), 2, "the duplicate is in the queue");
-    let mut applied = 0u32;
-    for d in got {
-        applied += 1;
-        let commit = Commit {
-            owner: b.clone(),
-            writes: vec![("applied".into(), Some(applied.to_string().into_bytes()))],
-            sends: vec![],
-            ack: Some(d.id),
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let (a, b) = (Address::Player(1), Address::Player(2));
+        let send = Commit {
+            owner: a.clone(),
+            writes: vec![],
+            sends: vec![msg(b.clone(), "gift", "1")],
+            ack: None,
             fence: None,
         };
-        bus.commit(commit).await.unwrap();
+        bus.commit(send).await.unwrap();
+
+        // Append the relayed entry once more, exactly as the relay wrote it (the namespace
+        // prefixes the key outside its hash tag).
+        let key = format!("{ns}:{{p:2}}:q");
+        if name == "cluster" {
+            let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
+            append_again(&mut client.get_async_connection().await.unwrap(), &key).await;
+        } else {
+            let client = redis::Client::open(url).unwrap();
+            append_again(&mut client.get_multiplexed_async_connection().await.unwrap(), &key).await;
+        }
+
+        let got = bus.read(&b, 10, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(got.len(), 2, "{name}: the duplicate is in the queue");
+        let mut applied = 0u32;
+        for d in got {
+            applied += 1;
+            let commit = Commit {
+                owner: b.clone(),
+                writes: vec![("applied".into(), Some(applied.to_string().into_bytes()))],
+                sends: vec![],
+                ack: Some(d.id),
+                fence: None,
+            };
+            bus.commit(commit).await.unwrap();
+        }
+        let state = bus.load_state(&b).await.unwrap();
+        assert_eq!(state.get("applied").unwrap(), b"1", "{name}: the second copy applied nothing");
+        assert!(bus.read_pending(&b).await.unwrap().is_empty(), "{name}: both copies acknowledged");
     }
-    assert_eq!(bus.load_state(&b).await.unwrap().get("applied").unwrap(), b"1", "the second copy applied nothing");
-    assert!(bus.read_pending(&b).await.unwrap().is_empty(), "both copies acknowledged");
+}
+
+/// Redis only: namespaces keep buses on one server apart.
+#[tokio::test]
+async fn buses_in_different_namespaces_do_not_see_each_other() {
+    for (name, url) in redis_flavours() {
+        let (one, two) = (fresh_namespace(), fresh_namespace());
+        let a = redis_bus(url, &one, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let a_too = redis_bus(url, &one, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let b = redis_bus(url, &two, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let mut heard_by_b = b.module_announcements();
+        let p = Address::Player(5);
+        a.send(msg(p.clone(), "n", "in one")).await.unwrap();
+        a.publish_module("guild", b"v1".to_vec()).await.unwrap();
+        assert!(b.read(&p, 10, Duration::from_millis(10)).await.unwrap().is_empty(), "{name}");
+        assert_eq!(b.current_module("guild").await.unwrap(), None, "{name}");
+        assert_eq!(b.account("ann").await.unwrap(), a.account("ann").await.unwrap(), "{name}: ids restart");
+        assert_eq!(a_too.read(&p, 10, Duration::from_millis(10)).await.unwrap().len(), 1, "{name}: same namespace");
+        // B hears its own announcement first: A's, made before, went to another channel.
+        let own = b.publish_module("guild", b"v2".to_vec()).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), heard_by_b.recv()).await.expect("heard").unwrap();
+        assert_eq!(first.digest, own, "{name}: announcements stay in their namespace");
+    }
+    for bad in ["", "a{b", "a}b", "a b"] {
+        match redis_bus(&redis().url, bad, 1).await {
+            Err(BusError::Unavailable(reason)) => assert!(reason.contains("namespace"), "{reason}"),
+            other => panic!("namespace {bad:?}: expected a refusal, got {:?}", other.map(|b| b.groups())),
+        }
+    }
+}
+
+/// The node (by port) serving each slot of the suite's cluster.
+fn cluster_slot_owners() -> Vec<(i64, i64, i64)> {
+    let mut conn = redis::Client::open(cluster().url.as_str()).unwrap().get_connection().unwrap();
+    let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn).unwrap();
+    slots
+        .into_iter()
+        .map(|range| {
+            let start: i64 = redis::from_redis_value(range[0].clone()).unwrap();
+            let end: i64 = redis::from_redis_value(range[1].clone()).unwrap();
+            let master: Vec<redis::Value> = redis::from_redis_value(range[2].clone()).unwrap();
+            (start, end, redis::from_redis_value(master[1].clone()).unwrap())
+        })
+        .collect()
+}
+
+/// The port of the cluster node serving `key`, and its slot.
+fn cluster_node_of(key: &str) -> (i64, i64) {
+    let mut conn = redis::Client::open(cluster().url.as_str()).unwrap().get_connection().unwrap();
+    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut conn).unwrap();
+    let owners = cluster_slot_owners();
+    let port = owners.iter().find(|(start, end, _)| (*start..=*end).contains(&slot)).expect("slot served").2;
+    (port, slot)
+}
+
+/// Cluster only: an owner's keys share one slot (the namespace does not move them), and a
+/// commit's message reaches an owner served by another node.
+#[tokio::test]
+async fn on_a_cluster_a_commit_reaches_an_owner_on_another_node() {
+    let ns = fresh_namespace();
+    let bus = redis_bus(&cluster().url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+    let a = Address::Player(1);
+    let (node_a, slot_a) = cluster_node_of(&format!("{ns}:{{p:1}}:q"));
+    for suffix in ["s", "o", "seen", "seq", "lease", "fence", "dead"] {
+        assert_eq!(cluster_node_of(&format!("{ns}:{{p:1}}:{suffix}")).1, slot_a, "{suffix}");
+    }
+    assert_eq!(cluster_node_of("{p:1}:q").1, slot_a, "the namespace is outside the hash tag");
+    let b = (2..1000)
+        .map(Address::Player)
+        .find(|p| cluster_node_of(&format!("{ns}:{}:q", p.tag())).0 != node_a)
+        .expect("a player served by another node");
+
+    bus.send(msg(a.clone(), "hit", "1")).await.unwrap();
+    let d = bus.read(&a, 1, Duration::from_millis(10)).await.unwrap().remove(0);
+    let commit = Commit {
+        owner: a.clone(),
+        writes: vec![("hp".into(), Some(b"9".to_vec()))],
+        sends: vec![msg(b.clone(), "hello", "{}")],
+        ack: Some(d.id),
+        fence: None,
+    };
+    bus.commit(commit).await.unwrap();
+    let got = bus.read(&b, 10, Duration::from_millis(10)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.kind, "hello");
+    assert_eq!(bus.load_state(&a).await.unwrap().get("hp").unwrap(), b"9");
+}
+
+/// Cluster only: any node, or a list of seeds, finds the cluster; an announcement made
+/// through one node reaches a bus subscribed through another; a database other than 0 and
+/// a seed list naming a single Redis are refused with the reason.
+#[tokio::test]
+async fn a_cluster_is_found_from_any_node_or_a_seed_list() {
+    let ns = fresh_namespace();
+    let c = cluster();
+    let from_last = redis_bus(&c.urls[2], &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+    let from_seeds = redis_bus(&c.seeds(), &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+    let mut heard = from_seeds.module_announcements();
+    let digest = from_last.publish_module("battle", b"room".to_vec()).await.unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(10), heard.recv()).await.expect("announced").unwrap();
+    assert_eq!((a.role.as_str(), a.digest.as_str()), ("battle", digest.as_str()));
+    assert_eq!(from_seeds.module(&digest).await.unwrap(), b"room");
+
+    let p = Address::Player(12);
+    from_last.send(msg(p.clone(), "n", "x")).await.unwrap();
+    assert_eq!(from_seeds.read(&p, 10, Duration::from_millis(10)).await.unwrap().len(), 1);
+
+    match Bus::redis(&format!("{}/1", c.url)).await {
+        Err(BusError::Unavailable(reason)) => assert!(reason.contains("database 0"), "{reason}"),
+        other => panic!("expected a refusal of database 1, got {:?}", other.map(|b| b.groups())),
+    }
+    let single = &redis().url;
+    match Bus::redis(&format!("{single},{single}")).await {
+        Err(BusError::Unavailable(reason)) => assert!(reason.contains("not a Redis Cluster"), "{reason}"),
+        other => panic!("expected a refusal of a seed list, got {:?}", other.map(|b| b.groups())),
+    }
 }

@@ -3,6 +3,7 @@
 
 use crate::battle::BattleHost;
 use crate::config::DevConfig;
+use crate::inbox::Doorbells;
 use crate::live::{follow, short};
 use crate::logic::LogicPool;
 use crate::session::{self, PlayerHost};
@@ -20,8 +21,8 @@ use std::time::Duration;
 use warren_bus::Bus;
 use warren_runtime::{Baseapp, Battle, RoleModule, Runtime, World};
 
-/// Largest client frame taken, in bytes.
-const MAX_FRAME: usize = 64 * 1024;
+/// The one host's name in `warren dev`.
+const DEV_HOLDER: &str = "dev";
 
 /// A running `warren dev`.
 pub struct DevServer {
@@ -77,12 +78,14 @@ pub async fn start(
         .with_context(|| format!("cannot watch {}", config.modules.display()))?;
 
     let tick = Duration::from_secs(1) / config.battle.tick_hz;
-    let players = Arc::new(PlayerHost {
-        bus: bus.clone(),
-        logic: LogicPool::new(baseapp.clone()),
-        battles: BattleHost::start(battle.clone(), bus.clone(), tick),
-        sessions: Default::default(),
-    });
+    let players = Arc::new(PlayerHost::new(
+        bus.clone(),
+        LogicPool::new(baseapp.clone()),
+        BattleHost::start(battle.clone(), bus.clone(), tick),
+        DEV_HOLDER.to_owned(),
+        Doorbells::start(bus.clone(), DEV_HOLDER.to_owned()),
+        Duration::from_secs(10),
+    ));
     let app = Router::new()
         .route("/", get(index))
         .route("/ws", get(upgrade))
@@ -108,11 +111,7 @@ async fn index() -> &'static str {
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl IntoResponse {
-    // Client frames are small; a 64 KiB cap keeps a client from making the host parse
-    // (and a guest copy) megabytes.
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| session::serve(socket, app.players))
+    session::upgrade(ws, app.players)
 }
 
 /// What each role serves in this process, what the bus has published, and the last

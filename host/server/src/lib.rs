@@ -3,10 +3,17 @@
 //! mechanics live in [`logic`] (running calls, effects to messages) and [`live`] (module
 //! deploys and swaps).
 
+pub mod admin;
+pub mod baseapp;
 pub mod battle;
 pub mod build_cmd;
+pub mod cluster;
 pub mod config;
+pub mod deliver;
 pub mod dev;
+pub mod guild_host;
+pub mod inbox;
+pub mod lease;
 pub mod live;
 pub mod logic;
 pub mod play;

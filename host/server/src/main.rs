@@ -35,6 +35,45 @@ enum Command {
         #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
         url: String,
     },
+    /// A baseapp of a cluster: player sessions on a WebSocket (/ws), players owned by lease.
+    Baseapp {
+        #[command(flatten)]
+        host: warren::cluster::HostArgs,
+        /// Where the WebSocket listens.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: std::net::SocketAddr,
+        /// Ticks per second of practice battle rooms.
+        #[arg(long, default_value_t = 10)]
+        tick_hz: u32,
+    },
+    /// A guild host of a cluster: owns its share of the guild groups.
+    Guild {
+        #[command(flatten)]
+        host: warren::cluster::HostArgs,
+    },
+    /// Validates the modules in a folder and publishes them to a cluster; hosts swap live.
+    Publish {
+        /// The message center.
+        #[arg(long)]
+        redis: String,
+        /// How many guild groups the cluster has.
+        #[arg(long, default_value_t = warren_bus::DEFAULT_GROUPS)]
+        groups: u32,
+        /// The folder of <role>.wasm files.
+        #[arg(long, default_value = "modules")]
+        modules: PathBuf,
+    },
+    /// Lists or replays the messages set aside after failing.
+    DeadLetters {
+        /// The message center.
+        #[arg(long)]
+        redis: String,
+        /// How many guild groups the cluster has.
+        #[arg(long, default_value_t = warren_bus::DEFAULT_GROUPS)]
+        groups: u32,
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// Builds every crate in scripts/ into modules/<role>.wasm.
     Build {
         /// The workspace holding scripts/.
@@ -46,6 +85,29 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// Prints the dead letters of one queue, or of all.
+    List {
+        /// A queue: p:<player>, g:<group>, t:<team>, b:<battle>, m:<name>.
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Puts dead letters back at the end of their queue (after the script is fixed).
+    Replay {
+        /// The queue.
+        #[arg(long)]
+        queue: String,
+        /// One dead letter's id; all of the queue's without it.
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -54,6 +116,31 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
+        Command::Baseapp { host, listen, tick_hz } => runtime()?.block_on(async {
+            let host = warren::cluster::Host::connect(warren::baseapp::ROLE, &host).await?;
+            warren::baseapp::main(host, listen, tick_hz).await
+        }),
+        Command::Guild { host } => runtime()?.block_on(async {
+            let host = warren::cluster::Host::connect(warren::guild_host::ROLE, &host).await?;
+            warren::guild_host::main(host).await
+        }),
+        Command::Publish { redis, groups, modules } => runtime()?.block_on(async {
+            let bus = warren_bus::Bus::redis_with_groups(&redis, groups).await?;
+            warren::admin::publish(&bus, &modules).await.map(drop)
+        }),
+        Command::DeadLetters { redis, groups, action } => runtime()?.block_on(async {
+            let bus = warren_bus::Bus::redis_with_groups(&redis, groups).await?;
+            match action {
+                DeadLetterAction::List { queue } => {
+                    let queue = queue.as_deref().map(warren::admin::parse_queue).transpose()?;
+                    warren::admin::list_dead_letters(&bus, queue).await.map(drop)
+                }
+                DeadLetterAction::Replay { queue, id } => {
+                    let queue = warren::admin::parse_queue(&queue)?;
+                    warren::admin::replay_dead_letters(&bus, &queue, id.as_deref()).await.map(drop)
+                }
+            }
+        }),
         Command::Build { workspace, out } => warren::build_cmd::build_scripts(&workspace, &out),
         Command::Play { name, url } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

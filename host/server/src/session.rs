@@ -1,7 +1,15 @@
 //! A player's session on a baseapp: the client's WebSocket and the player's queue, served
 //! one at a time, so the player's handlers see every earlier commit.
+//!
+//! The baseapp holding the session owns the player by lease; every commit carries its
+//! fencing token. A login on another baseapp asks this one to let go with a `$kick`
+//! message through the player's queue, naming the lease token it saw; this session ends
+//! (logout committed, lease released) and the new one takes the player over.
 
 use crate::battle::{BattleHost, RoomError};
+use crate::deliver::{self, Verdict};
+use crate::inbox::{Doorbells, SWEEP, Watch};
+use crate::lease::Held;
 use crate::logic::{CLIENT_FRAME, LogicPool, emit_logs, fresh_env, from_bus, outbound};
 use crate::protocol::{self, ClientFrame};
 use axum::extract::ws::{Message as WsMessage, WebSocket};
@@ -10,14 +18,15 @@ use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedMutexGuard, oneshot};
-use warren_bus::{Address, Bus, Commit, Delivery, EntityState, MessageId};
+use tokio::sync::{OwnedMutexGuard, oneshot, watch};
+use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId, Outbound};
 use warren_runtime::{Baseapp, CallEnv, CallError, CallResult, Instance, Message};
 
-/// How long one read of the player's queue waits before the session looks around again.
-const INBOX_WAIT: Duration = Duration::from_millis(500);
-/// How many times a queue message is tried before it is set aside as a dead letter.
-pub const MAX_ATTEMPTS: u32 = 3;
+/// Most messages taken from the player's queue in one read.
+const BATCH: usize = 32;
+/// The message kind by which a new session elsewhere asks this one to end; its body is
+/// the lease token of the session it means.
+pub const KICK: &str = "$kick";
 
 /// What a baseapp's sessions share.
 pub struct PlayerHost {
@@ -25,11 +34,47 @@ pub struct PlayerHost {
     pub bus: Bus,
     /// The player logic.
     pub logic: Arc<LogicPool<Baseapp>>,
-    /// Battle rooms (in `warren dev`, in the same process).
+    /// Battle rooms (in this process).
     pub battles: BattleHost,
     /// Per player here: the lock a session holds while it owns the player, and the way to
     /// end that session when the player logs in again.
     pub sessions: Mutex<HashMap<u64, PlayerSlot>>,
+    /// This host's name: the holder of its players' leases.
+    pub holder: String,
+    /// Wakes sessions when their queue has news.
+    pub bells: Arc<Doorbells>,
+    /// Lease time of a player.
+    pub lease_ttl: Duration,
+    /// Set when the host is stopping: every session ends.
+    pub closing: watch::Sender<bool>,
+}
+
+impl PlayerHost {
+    /// A baseapp's session host.
+    pub fn new(
+        bus: Bus,
+        logic: Arc<LogicPool<Baseapp>>,
+        battles: BattleHost,
+        holder: String,
+        bells: Arc<Doorbells>,
+        lease_ttl: Duration,
+    ) -> PlayerHost {
+        PlayerHost {
+            bus,
+            logic,
+            battles,
+            sessions: Mutex::default(),
+            holder,
+            bells,
+            lease_ttl,
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// How many sessions are open.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// A player's ownership on this host.
@@ -46,17 +91,34 @@ pub struct PlayerSlot {
 struct Session<'h> {
     host: &'h PlayerHost,
     player: u64,
-    /// The player's committed state, cached: this session owns the player.
-    state: EntityState,
+    /// The lease this session owns the player by.
+    held: &'h Held,
+    /// The player's committed state, cached: this session owns the player. `None` after a
+    /// commit whose outcome is unknown, until it is loaded again.
+    state: Option<EntityState>,
     /// The battle room the player is in, if any.
     room: Option<u64>,
     /// Frames for the client, sent at the next flush.
     out: Vec<String>,
     /// Pushed frames to acknowledge once they are on the socket.
     sent_acks: Vec<MessageId>,
+    /// Why the session must end, once the client has been told.
+    ended: Option<&'static str>,
+    /// Take the queue's pending messages (not only new ones) at the next read.
+    claim: bool,
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;
+
+/// Largest client frame taken, in bytes.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Takes a client's WebSocket upgrade and serves it as a session.
+pub fn upgrade(ws: axum::extract::WebSocketUpgrade, players: Arc<PlayerHost>) -> axum::response::Response {
+    // Client frames are small; a 64 KiB cap keeps a client from making the host parse
+    // (and a guest copy) megabytes.
+    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| serve(socket, players))
+}
 
 /// Serves one WebSocket until it closes.
 pub async fn serve(mut socket: WebSocket, host: Arc<PlayerHost>) {
@@ -87,37 +149,82 @@ async fn run(socket: WebSocket, host: &PlayerHost, name: &str) -> anyhow::Result
     let player = host.bus.account(name).await?;
     let (session_id, kicked, _owner) = claim(host, player).await;
     let (mut sink, stream) = socket.split();
+    let Some(held) = take_player(host, player).await? else {
+        let busy = "this account is still playing on another server; try again in a few seconds";
+        sink.send(WsMessage::Text(protocol::error(busy).into())).await?;
+        release(host, player, session_id);
+        return Ok(());
+    };
+    let watch = host.bells.watch(Address::Player(player));
     let mut s = Session {
         host,
         player,
-        state: host.bus.load_state(&Address::Player(player)).await?,
+        held: &held,
+        state: None,
         room: None,
         out: vec![],
         sent_acks: vec![],
+        ended: None,
+        claim: true,
     };
 
     s.out.push(protocol::welcome(player, name));
     let name = name.to_owned();
     let login = s.call(fresh_env(), move |i, st, env, p| i.on_login(st, env, p, &name)).await;
     let served = match login {
-        Ok(effects) => {
-            s.commit(effects, None).await?;
-            s.serve(&mut sink, stream, kicked).await
-        }
+        Ok(effects) => match s.commit(effects, None).await {
+            Ok(()) => s.serve(&mut sink, stream, kicked, &watch).await,
+            Err(e) => {
+                s.out.push(protocol::error(&format!("login failed: {e}")));
+                s.flush(&mut sink).await
+            }
+        },
         // The script refused the login: say why and end the session.
         Err(e) => {
             s.out.push(protocol::error(&login_refusal(&e)));
             s.flush(&mut sink).await
         }
     };
-    // Whatever ended the session, the player logs out and the ownership is released.
-    let logout = s.call(fresh_env(), |i, st, env, p| i.on_logout(st, env, p)).await;
-    if let Ok(effects) = logout {
-        s.commit(effects, None).await?;
+    // Whatever ended the session, the player logs out and the ownership is released —
+    // unless the lease is gone, and with it the right to write the player.
+    if !held.is_lost() {
+        let logout = s.call(fresh_env(), |i, st, env, p| i.on_logout(st, env, p)).await;
+        if let Ok(effects) = logout
+            && let Err(e) = s.commit(effects, None).await
+        {
+            tracing::warn!(player, error = %e, "logout not committed");
+        }
     }
+    drop(watch);
+    held.release(&host.bus).await;
     release(host, player, session_id);
     let _ = sink.close().await;
     served
+}
+
+/// Takes the player's lease for this host. If another host holds it, asks that session to
+/// end (a `$kick` naming its token) and waits for the lease — at most a lease time and a
+/// bit, after which the other host must be gone or stuck.
+async fn take_player(host: &PlayerHost, player: u64) -> Result<Option<Held>, BusError> {
+    let owner = Address::Player(player);
+    let deadline = tokio::time::Instant::now() + host.lease_ttl + Duration::from_secs(2);
+    let mut kicked = None;
+    loop {
+        if let Some(held) = Held::acquire(&host.bus, &owner, &host.holder, host.lease_ttl).await? {
+            return Ok(Some(held));
+        }
+        if let Some((_, token)) = host.bus.lease_holder(&owner).await?
+            && kicked != Some(token)
+        {
+            let kick = Outbound { to: owner.clone(), sender: None, kind: KICK.into(), body: token.to_string().into() };
+            host.bus.send(kick).await?;
+            kicked = Some(token);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn login_refusal(e: &CallError) -> String {
@@ -153,42 +260,77 @@ fn release(host: &PlayerHost, player: u64, session_id: u64) {
 }
 
 impl Session<'_> {
-    /// The session's loop: client frames and the player's queue, one at a time.
+    /// The session's loop: client frames and the player's queue, one at a time. Queue
+    /// reads happen outside the `select!`, so none is ever dropped half-done.
     async fn serve(
         &mut self,
         sink: &mut Sink,
         mut stream: SplitStream<WebSocket>,
         mut kicked: oneshot::Receiver<()>,
+        watch: &Watch,
     ) -> anyhow::Result<()> {
-        let queue = Address::Player(self.player);
+        let mut closing = self.host.closing.subscribe();
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Messages a previous session took but did not finish come first.
-        for d in self.host.bus.read_pending(&queue).await? {
-            self.delivery(d).await?;
-        }
+        let mut inbox_due = true;
         loop {
             self.flush(sink).await?;
+            if let Some(reason) = self.ended.take() {
+                self.out.push(protocol::error(reason));
+                return self.flush(sink).await;
+            }
+            if *closing.borrow_and_update() {
+                self.ended = Some("the server is restarting; log in again");
+                continue;
+            }
+            if inbox_due {
+                inbox_due = self.read_inbox().await;
+                continue;
+            }
             tokio::select! {
-                _ = &mut kicked => {
-                    self.out.push(protocol::error("logged in elsewhere"));
-                    return self.flush(sink).await;
-                }
+                _ = &mut kicked => self.ended = Some("logged in elsewhere"),
+                _ = self.held.lost() => self.ended = Some("this session moved to another server; log in again"),
+                _ = closing.changed() => {}
                 msg = stream.next() => match msg {
-                    Some(Ok(WsMessage::Text(text))) => self.client(text.as_bytes()).await?,
+                    Some(Ok(WsMessage::Text(text))) => self.client(text.as_bytes()).await,
                     Some(Ok(WsMessage::Binary(_))) => self.out.push(protocol::error("frames are JSON text")),
                     Some(Ok(WsMessage::Close(_))) | None => return Ok(()),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e.into()),
                 },
-                // Dropping this read when a client frame wins is safe on the embedded bus,
-                // whose read takes messages only as it returns. A Redis read in flight may
-                // have taken some: sessions on Redis must read through a task of their own.
-                delivered = self.host.bus.read(&queue, 32, INBOX_WAIT) => {
-                    for d in delivered? {
-                        self.delivery(d).await?;
-                    }
+                _ = watch.rung() => inbox_due = true,
+                _ = sweep.tick() => {
+                    inbox_due = true;
+                    self.claim = true;
                 }
             }
         }
+    }
+
+    /// Reads and handles a batch of the player's queue; `true` if there may be more.
+    async fn read_inbox(&mut self) -> bool {
+        let queue = Address::Player(self.player);
+        let bus = &self.host.bus;
+        let batch =
+            if self.claim { bus.read_pending(&queue).await } else { bus.read(&queue, BATCH, Duration::ZERO).await };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(player = self.player, error = %e, "cannot read the player's queue");
+                self.claim = true;
+                return false;
+            }
+        };
+        let more = self.claim || batch.len() >= BATCH;
+        self.claim = false;
+        for d in batch {
+            self.delivery(d).await;
+            if self.ended.is_some() || self.claim {
+                return false;
+            }
+        }
+        more
     }
 
     /// Sends the queued frames, then acknowledges the pushed frames among them.
@@ -196,19 +338,35 @@ impl Session<'_> {
         for frame in self.out.drain(..) {
             sink.send(WsMessage::Text(frame.into())).await?;
         }
-        for id in self.sent_acks.drain(..) {
-            self.host.bus.commit(Commit::ack_only(Address::Player(self.player), id)).await?;
+        for id in std::mem::take(&mut self.sent_acks) {
+            if let Err(e) = self.ack(id).await {
+                // Left pending: the frame is sent again later (frames are at-least-once).
+                tracing::warn!(player = self.player, error = %e, "pushed frame not acknowledged");
+                self.claim = true;
+            }
         }
         Ok(())
     }
 
-    /// Runs a player handler over the session's state.
+    async fn ack(&self, id: MessageId) -> Result<(), BusError> {
+        let owner = Address::Player(self.player);
+        let ack = Commit { fence: Some(self.held.token()), ..Commit::ack_only(owner, id) };
+        self.host.bus.commit(ack).await
+    }
+
+    /// Runs a player handler over the session's state (loaded first if need be).
     async fn call(
         &mut self,
         env: CallEnv,
         call: impl FnOnce(&mut Instance<Baseapp>, &mut EntityState, CallEnv, u64) -> CallResult + Send + 'static,
     ) -> CallResult {
-        let mut state = std::mem::take(&mut self.state);
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => match self.host.bus.load_state(&Address::Player(self.player)).await {
+                Ok(state) => state,
+                Err(e) => return Err(CallError::Rejected(format!("the server is busy, try again ({e})"))),
+            },
+        };
         let player = self.player;
         let (state, result) = self
             .host
@@ -218,12 +376,12 @@ impl Session<'_> {
                 (state, r)
             })
             .await;
-        self.state = state;
+        self.state = Some(state);
         result
     }
 
     /// A frame from the client.
-    async fn client(&mut self, text: &[u8]) -> anyhow::Result<()> {
+    async fn client(&mut self, text: &[u8]) {
         let host = self.host;
         match protocol::parse(text) {
             Err(reason) => self.out.push(protocol::error(&reason)),
@@ -246,7 +404,11 @@ impl Session<'_> {
             Ok(ClientFrame::Game) => {
                 let frame = text.to_vec();
                 match self.call(fresh_env(), move |i, st, env, p| i.on_client(st, env, p, &frame)).await {
-                    Ok(effects) => self.commit(effects, None).await?,
+                    Ok(effects) => {
+                        if let Err(e) = self.commit(effects, None).await {
+                            self.out.push(protocol::error(&format!("not saved, try again: {e}")));
+                        }
+                    }
                     Err(CallError::Rejected(reason)) => self.out.push(protocol::error(&reason)),
                     Err(fault) => {
                         tracing::warn!(player = self.player, cause = fault.cause(), error = %fault, "client frame failed");
@@ -256,17 +418,29 @@ impl Session<'_> {
                 }
             }
         }
-        Ok(())
     }
 
-    /// A message from the player's queue. A handler fault is retried (each try on a fresh
-    /// instance) up to [`MAX_ATTEMPTS`] in all, then the message is set aside as a dead
-    /// letter, so one bad message never blocks the player's queue.
-    async fn delivery(&mut self, d: Delivery) -> anyhow::Result<()> {
-        if d.envelope.kind == CLIENT_FRAME {
-            self.out.push(String::from_utf8_lossy(&d.envelope.body).into_owned());
-            self.sent_acks.push(d.id);
-            return Ok(());
+    /// A message from the player's queue: a frame for the client, a kick, or a message
+    /// for the player's logic (see [`deliver::handle`]).
+    async fn delivery(&mut self, d: Delivery) {
+        match d.envelope.kind.as_str() {
+            CLIENT_FRAME => {
+                self.out.push(String::from_utf8_lossy(&d.envelope.body).into_owned());
+                self.sent_acks.push(d.id);
+                return;
+            }
+            KICK => {
+                let meant = String::from_utf8_lossy(&d.envelope.body).parse::<u64>().ok();
+                if meant == Some(self.held.token()) {
+                    self.ended = Some("logged in elsewhere");
+                }
+                // A kick meant for an earlier session is done with.
+                if let Err(e) = self.ack(d.id).await {
+                    tracing::warn!(player = self.player, error = %e, "kick not acknowledged");
+                }
+                return;
+            }
+            _ => {}
         }
         let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
         let msg = Message {
@@ -274,37 +448,52 @@ impl Session<'_> {
             kind: d.envelope.kind.clone(),
             body: d.envelope.body.clone(),
         };
-        let mut attempts = d.attempts;
-        loop {
+        let what = format!("{} for player {}", msg.kind, self.player);
+        // The session's state is borrowed by each try; `deliver::handle` wants a closure
+        // per try, so tries run through a cell.
+        let session = tokio::sync::Mutex::new(&mut *self);
+        let verdict = deliver::handle(&what, d.attempts, || async {
             let m = msg.clone();
-            match self.call(env, move |i, st, env, p| i.on_message(st, env, p, &m)).await {
-                Ok(effects) => return self.commit(effects, Some(d.id)).await,
-                Err(CallError::Rejected(reason)) => {
-                    // A refusal is an answer: the message is done with, nothing changes.
-                    tracing::info!(player = self.player, kind = %msg.kind, %reason, "message refused by the script");
-                    return Ok(self.host.bus.commit(Commit::ack_only(Address::Player(self.player), d.id)).await?);
-                }
-                Err(fault) if attempts >= MAX_ATTEMPTS => {
-                    tracing::error!(player = self.player, kind = %msg.kind, error = %fault, attempts, "message dead-lettered");
-                    let queue = Address::Player(self.player);
-                    return Ok(self.host.bus.dead_letter(&queue, &d, &fault.to_string()).await?);
-                }
-                Err(fault) => {
-                    tracing::warn!(player = self.player, kind = %msg.kind, error = %fault, attempts, "message failed; retrying");
-                    attempts += 1;
-                }
-            }
+            session.lock().await.call(env, move |i, st, env, p| i.on_message(st, env, p, &m)).await
+        })
+        .await;
+        let result = match verdict {
+            Verdict::Done(effects) => self.commit(effects, Some(d.id.clone())).await,
+            Verdict::Refused(_) => self.ack(d.id.clone()).await,
+            Verdict::Dead(error) => match self.host.bus.dead_letter(&Address::Player(self.player), &d, &error).await {
+                Err(BusError::NotPending { .. }) => Ok(()),
+                other => other,
+            },
+        };
+        if let Err(e) = result {
+            // Left pending, taken again at the next read; the state is loaded again.
+            tracing::warn!(player = self.player, id = %d.id, error = %e, "message not committed");
+            self.claim = true;
         }
     }
 
     /// Stores a call's effects (and acks its message) in one step, then queues its
-    /// replies for the client: nothing is said to the client before it is stored.
-    async fn commit(&mut self, effects: warren_runtime::Effects, ack: Option<MessageId>) -> anyhow::Result<()> {
+    /// replies for the client: nothing is said to the client before it is stored. On a
+    /// failure nothing is known of the outcome: the cached state is dropped and loaded
+    /// again before the next call.
+    async fn commit(&mut self, effects: warren_runtime::Effects, ack: Option<MessageId>) -> Result<(), BusError> {
         let owner = Address::Player(self.player);
         let sends = outbound(&owner, &effects);
-        let commit = Commit { owner: owner.clone(), writes: effects.writes.clone(), sends, ack, fence: None };
-        self.host.bus.commit(commit).await?;
-        effects.apply_to(&mut self.state);
+        let commit =
+            Commit { owner: owner.clone(), writes: effects.writes.clone(), sends, ack, fence: Some(self.held.token()) };
+        match self.host.bus.commit(commit).await {
+            Ok(()) => {}
+            Err(e) => {
+                self.state = None;
+                if matches!(e, BusError::StaleOwner { .. }) {
+                    self.ended = Some("this session moved to another server; log in again");
+                }
+                return Err(e);
+            }
+        }
+        if let Some(state) = self.state.as_mut() {
+            effects.apply_to(state);
+        }
         emit_logs(&owner, &effects);
         self.out.extend(effects.replies.iter().map(|r| String::from_utf8_lossy(r).into_owned()));
         Ok(())

@@ -4,7 +4,8 @@
 //! - [`profile`], [`bag`], [`equipment`], [`pets`]: the player's data, each under its own
 //!   state key (`profile`, `bag`, `equipment`, `pets`) so a handler reads only what it needs.
 //! - [`actions`]: one function per client action; [`social`]: whispers and battle rewards,
-//!   which arrive as messages from other entities.
+//!   which arrive as messages from other entities; [`guilds`]: requests to guilds and
+//!   their events.
 //!
 //! Client frames are JSON objects with a `type` (see `docs/protocol.md`). Every action
 //! that succeeds replies with frames showing the state it changed; one that fails
@@ -14,6 +15,7 @@
 pub mod actions;
 pub mod bag;
 pub mod equipment;
+pub mod guilds;
 pub mod items;
 pub mod pets;
 pub mod profile;
@@ -125,6 +127,34 @@ pub enum ClientFrame {
         /// The new name.
         name: String,
     },
+    /// Found guild `name`.
+    #[serde(rename = "guild.create")]
+    GuildCreate {
+        /// The guild's name.
+        name: String,
+    },
+    /// Join guild `name`.
+    #[serde(rename = "guild.join")]
+    GuildJoin {
+        /// The guild's name.
+        name: String,
+    },
+    /// Leave the player's guild.
+    #[serde(rename = "guild.leave")]
+    GuildLeave,
+    /// Say `text` to the player's guild.
+    #[serde(rename = "guild.chat")]
+    GuildChat {
+        /// What to say.
+        text: String,
+    },
+    /// The info of the player's guild, or of guild `name`.
+    #[serde(rename = "guild.info")]
+    GuildInfo {
+        /// A guild's name; the player's own guild without it.
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Whisper `text` to player `to`.
     #[serde(rename = "whisper")]
     Whisper {
@@ -182,6 +212,11 @@ impl Player for PlayerLogic {
             ClientFrame::PetFeed { pet, slot } => actions::feed_pet(pet, slot)?,
             ClientFrame::PetRename { pet, name } => actions::rename_pet(pet, &name)?,
             ClientFrame::Whisper { to, text } => social::send_whisper(player, to, &text)?,
+            ClientFrame::GuildCreate { name } => guilds::create(&name)?,
+            ClientFrame::GuildJoin { name } => guilds::join(&name)?,
+            ClientFrame::GuildLeave => guilds::leave()?,
+            ClientFrame::GuildChat { text } => guilds::chat(&text)?,
+            ClientFrame::GuildInfo { name } => guilds::info(name.as_deref())?,
         }
         Ok(())
     }
@@ -190,6 +225,7 @@ impl Player for PlayerLogic {
         match msg.kind.as_str() {
             social::WHISPER => social::receive_whisper(player, &msg),
             social::BATTLE_RESULT => social::battle_result(player, &msg),
+            guilds::EVENT => guilds::event(player, &msg),
             other => {
                 // Not ours to handle: ignore it (a refusal would only be logged by the host).
                 log::warn(&format!("player {player}: ignored message of kind `{other}`"));

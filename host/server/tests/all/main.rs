@@ -1,6 +1,7 @@
 //! The server's integration tests, in one test binary: `warren dev` started in-process on
 //! port 0, driven through its WebSocket like a game client.
 
+mod cluster;
 mod dev;
 mod game;
 

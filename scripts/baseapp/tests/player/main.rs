@@ -3,6 +3,7 @@
 
 mod equip;
 mod frames;
+mod guilds;
 mod items;
 mod login;
 mod pets;

@@ -1,0 +1,75 @@
+//! `warren baseapp`: a baseapp of a cluster. Clients connect to its WebSocket (`/ws`,
+//! the same protocol as `warren dev`); each session owns its player by lease, loads the
+//! player's data from the message center at login and stores it with every commit.
+//! Practice battles run in this process.
+
+use crate::battle::BattleHost;
+use crate::cluster::{Host, shutdown_signal};
+use crate::logic::LogicPool;
+use crate::session::{self, PlayerHost};
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use warren_runtime::{Baseapp, Battle};
+
+/// The member role name of baseapps.
+pub const ROLE: &str = "baseapp";
+/// How long a stopping baseapp waits for its sessions to log out.
+const DRAIN_LIMIT: Duration = Duration::from_secs(15);
+
+/// Runs a baseapp on `listen` until `stop` completes; then every session is told, logged
+/// out and its player released, so the players can log in on another baseapp at once.
+pub async fn run(
+    host: Host,
+    listen: SocketAddr,
+    tick_hz: u32,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=1000).contains(&tick_hz), "--tick-hz must be 1 to 1000");
+    let baseapp = host.role::<Baseapp>().await?;
+    let battle = host.role::<Battle>().await?;
+    let heartbeat = host.heartbeat(ROLE);
+    let tick = Duration::from_secs(1) / tick_hz;
+    let players = Arc::new(PlayerHost::new(
+        host.bus.clone(),
+        LogicPool::new(baseapp),
+        BattleHost::start(battle, host.bus.clone(), tick),
+        host.instance.clone(),
+        host.bells.clone(),
+        host.lease_ttl,
+    ));
+    let app = Router::new()
+        .route("/", get(|| async { "Warren baseapp. Connect a WebSocket to /ws.\n" }))
+        .route(
+            "/ws",
+            get(|ws: WebSocketUpgrade, State(p): State<Arc<PlayerHost>>| async move { session::upgrade(ws, p) }),
+        )
+        .with_state(players.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("warren baseapp {} listening on {addr}", host.instance);
+    tracing::info!(%addr, "baseapp serving: WebSocket on ws://{addr}/ws");
+    axum::serve(listener, app).with_graceful_shutdown(stop).await.context("server failed")?;
+
+    let _ = players.closing.send(true);
+    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+    while players.open_sessions() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    heartbeat.abort();
+    if let Err(e) = host.bus.leave(ROLE, &host.instance).await {
+        tracing::warn!(error = %e, "could not leave the membership; it expires by itself");
+    }
+    tracing::info!(left_open = players.open_sessions(), "baseapp stopped");
+    Ok(())
+}
+
+/// Runs `warren baseapp` until Ctrl-C or SIGTERM.
+pub async fn main(host: Host, listen: SocketAddr, tick_hz: u32) -> anyhow::Result<()> {
+    run(host, listen, tick_hz, shutdown_signal()).await
+}

@@ -1,0 +1,316 @@
+//! The cluster as processes: `warren baseapp` and `warren guild` hosts against a real
+//! redis-server, started, stopped and killed by the tests.
+
+use crate::Client;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use warren_bus::{Address, Bus, Outbound, group_of};
+use warren_test_guests as guests;
+use warren_testkit::{Process, RedisServer};
+
+/// How long a test waits for the cluster to settle or drain before it fails.
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn warren() -> &'static str {
+    env!("CARGO_BIN_EXE_warren")
+}
+
+/// Common host flags.
+fn host_args(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Vec<String> {
+    ["--redis", url, "--groups", &groups.to_string(), "--name", name, "--lease-ttl-ms", &lease_ttl_ms.to_string()]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Starts `warren guild` and waits until it serves.
+fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Process {
+    let mut args = vec!["guild".to_owned()];
+    args.extend(host_args(url, groups, name, lease_ttl_ms));
+    let mut p = Process::start(name, warren(), &args);
+    p.wait_for_line("serving", SETTLE);
+    p
+}
+
+/// Starts `warren baseapp` on a free port and returns it with its address.
+fn baseapp(url: &str, groups: u32, name: &str) -> (Process, SocketAddr) {
+    let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(host_args(url, groups, name, 10_000));
+    let mut p = Process::start(name, warren(), &args);
+    let line = p.wait_for_line("listening on", SETTLE);
+    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    (p, addr)
+}
+
+async fn login(addr: SocketAddr, name: &str) -> (Client, u64) {
+    let mut c = Client::connect(addr).await;
+    c.send(json!({"type": "login", "name": name})).await;
+    let welcome = c.recv_type("welcome").await;
+    (c, welcome["player"].as_u64().expect("a player id"))
+}
+
+/// The next `guild.event` of kind `event`, skipping other frames.
+async fn guild_event(c: &mut Client, event: &str) -> Value {
+    loop {
+        let frame = c.recv_type("guild.event").await;
+        if frame["event"] == event {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild() {
+    let redis = RedisServer::start();
+    let groups = 16;
+    let modules = tempfile::tempdir().unwrap();
+    for (role, path) in
+        [("baseapp", guests::SCRIPT_BASEAPP), ("battle", guests::SCRIPT_BATTLE), ("guild", guests::SCRIPT_GUILD)]
+    {
+        std::fs::copy(path, modules.path().join(format!("{role}.wasm"))).unwrap();
+    }
+    let published = std::process::Command::new(warren())
+        .args(["publish", "--redis", &redis.url, "--groups", &groups.to_string(), "--modules"])
+        .arg(modules.path())
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "publish: {}", String::from_utf8_lossy(&published.stderr));
+    assert_eq!(String::from_utf8_lossy(&published.stdout).lines().filter(|l| l.starts_with("published")).count(), 3);
+
+    let _g1 = guild_host(&redis.url, groups, "guild-1", 10_000);
+    let _g2 = guild_host(&redis.url, groups, "guild-2", 10_000);
+    let (_b1, addr1) = baseapp(&redis.url, groups, "base-1");
+    let (_b2, addr2) = baseapp(&redis.url, groups, "base-2");
+
+    let (mut ann, ann_id) = login(addr1, "ann").await;
+    let (mut bob, bob_id) = login(addr2, "bob").await;
+
+    ann.send(json!({"type": "guild.create", "name": "Foxes"})).await;
+    let created = guild_event(&mut ann, "created").await;
+    assert_eq!((created["name"].as_str(), created["leader"].as_u64()), (Some("Foxes"), Some(ann_id)), "{created}");
+    bob.send(json!({"type": "guild.join", "name": "foxes"})).await;
+    let joined = guild_event(&mut bob, "joined").await;
+    assert_eq!(joined["player"].as_u64(), Some(bob_id));
+    assert_eq!(guild_event(&mut ann, "joined").await["player"].as_u64(), Some(bob_id), "members hear of it");
+
+    bob.send(json!({"type": "guild.chat", "text": "hello foxes"})).await;
+    for c in [&mut ann, &mut bob] {
+        let chat = guild_event(c, "chat").await;
+        assert_eq!((chat["text"].as_str(), chat["from"].as_u64()), (Some("hello foxes"), Some(bob_id)));
+    }
+
+    ann.send(json!({"type": "whisper", "to": bob_id, "text": "psst"})).await;
+    let whisper = bob.recv_type("whisper").await;
+    assert_eq!((whisper["from"].as_u64(), whisper["text"].as_str()), (Some(ann_id), Some("psst")));
+
+    // Bob logs in on the other baseapp: the first session is told and ends; the new one
+    // has his data, guild included.
+    let (mut bob_again, again_id) = login(addr1, "bob").await;
+    assert_eq!(again_id, bob_id);
+    let ended = bob.recv_type("error").await;
+    assert_eq!(ended["reason"], "logged in elsewhere");
+    bob_again.send(json!({"type": "guild.chat", "text": "moved"})).await;
+    let chat = guild_event(&mut ann, "chat").await;
+    assert_eq!((chat["text"].as_str(), chat["from"].as_u64()), (Some("moved"), Some(bob_id)));
+}
+
+/// Sends `guild.info` requests to `guilds`, round robin, until told to stop; returns how
+/// many each guild was sent (a send that returned an error counts as not sent: with one
+/// Redis that keeps running, none does).
+struct Load {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<BTreeMap<u64, u64>>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Load {
+    fn start(bus: Bus, guilds: Vec<u64>, pause: Duration) -> Load {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        let task = tokio::spawn(async move {
+            let mut counts: BTreeMap<u64, u64> = guilds.iter().map(|g| (*g, 0)).collect();
+            let mut i = 0usize;
+            while !*stopped.borrow() {
+                let guild = guilds[i % guilds.len()];
+                let msg = Outbound {
+                    to: Address::Guild(guild),
+                    sender: Some(Address::Player(1000 + i as u64 % 7)),
+                    kind: "guild.info".into(),
+                    body: b"{}".to_vec(),
+                };
+                bus.send(msg).await.expect("the message center takes the message");
+                *counts.get_mut(&guild).expect("a guild of the load") += 1;
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i += 1;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            counts
+        });
+        Load { stop, task, sent }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn finish(self) -> BTreeMap<u64, u64> {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the load ran")
+    }
+}
+
+/// How many messages guild `guild` has applied (its script's `applied` counter).
+async fn applied(bus: &Bus, guild: u64) -> u64 {
+    let group = Address::GuildGroup(group_of(guild, bus.groups()));
+    let state = bus.load_state(&group).await.expect("state");
+    state.get(&format!("{guild}/applied")).map(|v| serde_json::from_slice(v).expect("a number")).unwrap_or(0)
+}
+
+async fn applied_total(bus: &Bus, guilds: &[u64]) -> u64 {
+    let mut total = 0;
+    for g in guilds {
+        total += applied(bus, *g).await;
+    }
+    total
+}
+
+/// Waits until every guild has applied what it was sent, then checks nothing was applied
+/// twice (exact counts) and nothing is left in any group's queue.
+async fn assert_applied_exactly(bus: &Bus, sent: &BTreeMap<u64, u64>) {
+    let guilds: Vec<u64> = sent.keys().copied().collect();
+    let total: u64 = sent.values().sum();
+    let started = Instant::now();
+    loop {
+        let done = applied_total(bus, &guilds).await;
+        assert!(done <= total, "applied {done} of {total} sent: something was applied twice");
+        if done == total {
+            break;
+        }
+        assert!(started.elapsed() < SETTLE, "only {done} of {total} messages applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (guild, count) in sent {
+        assert_eq!(applied(bus, *guild).await, *count, "guild {guild}: applied exactly what it was sent");
+    }
+}
+
+/// After every host stopped: no group's queue holds a message, delivered or not.
+async fn assert_queues_empty(bus: &Bus) {
+    for group in 0..bus.groups() {
+        let q = Address::GuildGroup(group);
+        assert!(bus.read_pending(&q).await.unwrap().is_empty(), "group {group} has pending messages");
+        assert!(bus.read(&q, 1, Duration::ZERO).await.unwrap().is_empty(), "group {group} has unread messages");
+        assert!(bus.dead_letters(&q).await.unwrap().is_empty(), "group {group} has dead letters");
+    }
+}
+
+/// Lease holders of every group, counted by holder; `None` while a group has no holder.
+async fn spread(bus: &Bus) -> Option<BTreeMap<String, u32>> {
+    let mut counts = BTreeMap::new();
+    for group in 0..bus.groups() {
+        let (holder, _) = bus.lease_holder(&Address::GuildGroup(group)).await.unwrap()?;
+        *counts.entry(holder).or_insert(0) += 1;
+    }
+    Some(counts)
+}
+
+/// Waits until the groups are held by exactly `hosts`, each within one of even.
+async fn await_spread(bus: &Bus, hosts: &[&str]) -> BTreeMap<String, u32> {
+    let started = Instant::now();
+    loop {
+        if let Some(counts) = spread(bus).await {
+            let even = bus.groups() / hosts.len() as u32;
+            let holders: Vec<&str> = counts.keys().map(String::as_str).collect();
+            if holders == hosts && counts.values().all(|c| *c == even || *c == even + 1) {
+                return counts;
+            }
+        }
+        assert!(started.elapsed() < SETTLE, "groups never spread over {hosts:?}: {:?}", spread(bus).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn publish_guild(bus: &Bus) {
+    bus.publish_module("guild", guests::read(guests::SCRIPT_GUILD)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guild_hosts_going_one_three_two_under_load_apply_every_message_once() {
+    let redis = RedisServer::start();
+    let groups = 12;
+    let bus = Bus::redis_with_groups(&redis.url, groups).await.unwrap();
+    publish_guild(&bus).await;
+    // Two guilds per group.
+    let guilds: Vec<u64> = (1..=24).collect();
+
+    let _a = guild_host(&redis.url, groups, "host-a", 5_000);
+    await_spread(&bus, &["host-a"]).await;
+    let load = Load::start(bus.clone(), guilds.clone(), Duration::from_micros(500));
+    while load.sent() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let _b = guild_host(&redis.url, groups, "host-b", 5_000);
+    let mut c = guild_host(&redis.url, groups, "host-c", 5_000);
+    let three = await_spread(&bus, &["host-a", "host-b", "host-c"]).await;
+    assert!(three.values().all(|n| *n == 4), "{three:?}");
+    let at_three = load.sent();
+    while load.sent() < at_three + 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // host-c leaves gracefully: it hands its groups over while the load goes on.
+    c.signal("TERM");
+    assert!(c.wait(SETTLE).success(), "host-c stops cleanly; its log:\n{}", c.log());
+    let two = await_spread(&bus, &["host-a", "host-b"]).await;
+    assert!(two.values().all(|n| *n == 6), "{two:?}");
+    let at_two = load.sent();
+    while load.sent() < at_two + 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let sent = load.finish().await;
+    assert_applied_exactly(&bus, &sent).await;
+    drop((_a, _b));
+    assert_queues_empty(&bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guild_host_killed_mid_batch_is_replaced_and_nothing_is_lost_or_doubled() {
+    let redis = RedisServer::start();
+    let groups = 4;
+    let bus = Bus::redis_with_groups(&redis.url, groups).await.unwrap();
+    publish_guild(&bus).await;
+    let guilds: Vec<u64> = (1..=8).collect();
+
+    let mut a = guild_host(&redis.url, groups, "host-a", 1_500);
+    // As fast as the producer goes: a backlog builds, so host-a always has a batch in hand.
+    let load = Load::start(bus.clone(), guilds.clone(), Duration::ZERO);
+    let started = Instant::now();
+    while applied_total(&bus, &guilds).await < 300 {
+        assert!(started.elapsed() < SETTLE, "host-a never got going; its log:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.signal("KILL");
+    a.wait(SETTLE);
+    let mut in_hand = 0;
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for group in 0..groups {
+        let pending: redis::streams::StreamPendingReply =
+            redis::AsyncCommands::xpending(&mut conn, format!("{{g:{group}}}:q"), "g").await.unwrap();
+        in_hand += pending.count();
+    }
+    assert!(in_hand > 0, "host-a was killed with messages delivered but not committed");
+
+    let b = guild_host(&redis.url, groups, "host-b", 1_500);
+    await_spread(&bus, &["host-b"]).await;
+    let sent = load.finish().await;
+    assert_applied_exactly(&bus, &sent).await;
+    drop(b);
+    assert_queues_empty(&bus).await;
+}
