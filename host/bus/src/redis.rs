@@ -204,7 +204,8 @@ const CLUSTER_OVERALL_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
     /// How many groups guilds are split into. The first process to connect (within a
-    /// namespace) fixes it; a process configured otherwise is refused.
+    /// namespace) fixes it; a process configured otherwise is refused. 0 adopts the
+    /// count already fixed (the default if none is), without fixing it: for tools.
     pub groups: u32,
     /// A prefix for every key and for the announcement channel, so that several buses
     /// share one Redis or one Redis Cluster without seeing each other (tests do; so may
@@ -428,24 +429,31 @@ impl RedisBus {
     /// that answers is asked. Announcements are subscribed to on the first seed that
     /// accepts (a PUBLISH on any node of a cluster reaches every node's subscribers).
     pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisBus, BusError> {
-        let groups = options.groups.max(1);
         let prefix = namespace_prefix(options.namespace.as_deref())?;
         let (conn, deployment, seeds) = open(url).await?;
         let mut fixing = conn.clone();
         let groups_key = format!("{prefix}{GROUPS_KEY}");
-        let _: Option<String> = redis::cmd("SET")
-            .arg(&groups_key)
-            .arg(groups)
-            .arg("NX")
-            .query_async(&mut fixing)
-            .await
-            .map_err(unavailable)?;
-        let fixed: u32 = fixing.get(&groups_key).await.map_err(unavailable)?;
-        if fixed != groups {
-            return Err(BusError::Mismatch(format!(
-                "this process is configured with {groups} guild groups, the cluster was started with {fixed}"
-            )));
-        }
+        let groups = if options.groups == 0 {
+            // Adopt the cluster's count (an operator's tool need not know it).
+            let fixed: Option<u32> = fixing.get(&groups_key).await.map_err(unavailable)?;
+            fixed.unwrap_or(crate::DEFAULT_GROUPS)
+        } else {
+            let groups = options.groups;
+            let _: Option<String> = redis::cmd("SET")
+                .arg(&groups_key)
+                .arg(groups)
+                .arg("NX")
+                .query_async(&mut fixing)
+                .await
+                .map_err(unavailable)?;
+            let fixed: u32 = fixing.get(&groups_key).await.map_err(unavailable)?;
+            if fixed != groups {
+                return Err(BusError::Mismatch(format!(
+                    "this process is configured with {groups} guild groups, the cluster was started with {fixed}"
+                )));
+            }
+            groups
+        };
         let (announcements, _) = broadcast::channel(64);
         // Subscribe once here, so a bad URL fails the connect; later losses reconnect.
         let channel = format!("{prefix}{MODULES_CHANNEL}");

@@ -367,9 +367,12 @@ async fn a_blocking_wait_longer_than_a_second_ends_empty_not_in_error() {
 async fn a_process_with_another_group_count_is_refused() {
     for (name, url) in redis_flavours() {
         let ns = fresh_namespace();
-        let first = redis_bus(url, &ns, 64).await.expect("first process fixes 64");
+        let tool = redis_bus(url, &ns, 0).await.expect("a tool adopts the count");
+        assert_eq!(tool.groups(), warren_bus::DEFAULT_GROUPS, "{name}: nothing fixed yet: the default");
+        let first = redis_bus(url, &ns, 64).await.expect("first process fixes 64, the tool did not");
         assert_eq!(first.groups(), 64, "{name}");
         redis_bus(url, &ns, 64).await.expect("same count");
+        assert_eq!(redis_bus(url, &ns, 0).await.unwrap().groups(), 64, "{name}: a tool adopts 64");
         match redis_bus(url, &ns, 4096).await {
             Err(BusError::Mismatch(reason)) => assert!(reason.contains("64"), "{name}: {reason}"),
             other => panic!("{name}: expected a mismatch, got {:?}", other.map(|b| b.groups())),

@@ -60,6 +60,7 @@ impl Host {
             "host name `{instance}` must be non-empty without spaces"
         );
         anyhow::ensure!(args.lease_ttl_ms >= 300, "--lease-ttl-ms must be at least 300");
+        anyhow::ensure!(args.groups >= 1, "--groups must be at least 1");
         let mut backoff = Duration::from_millis(200);
         let bus = loop {
             match Bus::redis_with_groups(&args.redis, args.groups).await {

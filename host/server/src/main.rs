@@ -56,9 +56,6 @@ enum Command {
         /// The message center.
         #[arg(long)]
         redis: String,
-        /// How many guild groups the cluster has.
-        #[arg(long, default_value_t = warren_bus::DEFAULT_GROUPS)]
-        groups: u32,
         /// The folder of <role>.wasm files.
         #[arg(long, default_value = "modules")]
         modules: PathBuf,
@@ -68,9 +65,6 @@ enum Command {
         /// The message center.
         #[arg(long)]
         redis: String,
-        /// How many guild groups the cluster has.
-        #[arg(long, default_value_t = warren_bus::DEFAULT_GROUPS)]
-        groups: u32,
         #[command(subcommand)]
         action: DeadLetterAction,
     },
@@ -124,12 +118,12 @@ fn main() -> anyhow::Result<()> {
             let host = warren::cluster::Host::connect(warren::guild_host::ROLE, &host).await?;
             warren::guild_host::main(host).await
         }),
-        Command::Publish { redis, groups, modules } => runtime()?.block_on(async {
-            let bus = warren_bus::Bus::redis_with_groups(&redis, groups).await?;
+        Command::Publish { redis, modules } => runtime()?.block_on(async {
+            let bus = warren_bus::Bus::redis_with_groups(&redis, 0).await?;
             warren::admin::publish(&bus, &modules).await.map(drop)
         }),
-        Command::DeadLetters { redis, groups, action } => runtime()?.block_on(async {
-            let bus = warren_bus::Bus::redis_with_groups(&redis, groups).await?;
+        Command::DeadLetters { redis, action } => runtime()?.block_on(async {
+            let bus = warren_bus::Bus::redis_with_groups(&redis, 0).await?;
             match action {
                 DeadLetterAction::List { queue } => {
                     let queue = queue.as_deref().map(warren::admin::parse_queue).transpose()?;

@@ -71,7 +71,7 @@ async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild() {
         std::fs::copy(path, modules.path().join(format!("{role}.wasm"))).unwrap();
     }
     let published = std::process::Command::new(warren())
-        .args(["publish", "--redis", &redis.url, "--groups", &groups.to_string(), "--modules"])
+        .args(["publish", "--redis", &redis.url, "--modules"])
         .arg(modules.path())
         .output()
         .unwrap();
