@@ -92,6 +92,11 @@ impl Process {
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {}", self.name);
     }
 
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.shell.try_wait(), Ok(None))
+    }
+
     /// Waits for it to end; fails the test if it has not within `wait`.
     pub fn wait(&mut self, wait: Duration) -> ExitStatus {
         let started = Instant::now();

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use warren_bus::{Address, Bus, Outbound, group_of};
 use warren_test_guests as guests;
-use warren_testkit::{Process, RedisServer};
+use warren_testkit::{Process, RedisCluster, RedisServer};
 
 /// How long a test waits for the cluster to settle or drain before it fails.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -61,8 +61,20 @@ async fn guild_event(c: &mut Client, event: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild() {
+async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild_on_one_redis() {
     let redis = RedisServer::start();
+    players_talk_across_baseapps(&redis.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    players_talk_across_baseapps(&cluster.url).await;
+}
+
+/// Two guild hosts and two baseapps on the message center at `url`; ann and bob on
+/// different baseapps found a guild, chat in it and whisper; bob moves to ann's baseapp.
+async fn players_talk_across_baseapps(url: &str) {
     let groups = 16;
     let modules = tempfile::tempdir().unwrap();
     for (role, path) in
@@ -71,17 +83,17 @@ async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild() {
         std::fs::copy(path, modules.path().join(format!("{role}.wasm"))).unwrap();
     }
     let published = std::process::Command::new(warren())
-        .args(["publish", "--redis", &redis.url, "--modules"])
+        .args(["publish", "--redis", url, "--modules"])
         .arg(modules.path())
         .output()
         .unwrap();
     assert!(published.status.success(), "publish: {}", String::from_utf8_lossy(&published.stderr));
     assert_eq!(String::from_utf8_lossy(&published.stdout).lines().filter(|l| l.starts_with("published")).count(), 3);
 
-    let _g1 = guild_host(&redis.url, groups, "guild-1", 10_000);
-    let _g2 = guild_host(&redis.url, groups, "guild-2", 10_000);
-    let (_b1, addr1) = baseapp(&redis.url, groups, "base-1");
-    let (_b2, addr2) = baseapp(&redis.url, groups, "base-2");
+    let _g1 = guild_host(url, groups, "guild-1", 10_000);
+    let _g2 = guild_host(url, groups, "guild-2", 10_000);
+    let (_b1, addr1) = baseapp(url, groups, "base-1");
+    let (_b2, addr2) = baseapp(url, groups, "base-2");
 
     let (mut ann, ann_id) = login(addr1, "ann").await;
     let (mut bob, bob_id) = login(addr2, "bob").await;
@@ -115,22 +127,39 @@ async fn players_on_two_baseapps_talk_to_each_other_and_to_their_guild() {
     assert_eq!((chat["text"].as_str(), chat["from"].as_u64()), (Some("moved"), Some(bob_id)));
 }
 
-/// Sends `guild.info` requests to `guilds`, round robin, until told to stop; returns how
-/// many each guild was sent (a send that returned an error counts as not sent: with one
-/// Redis that keeps running, none does).
+/// Sends `guild.info` requests to `guilds`, round robin, until told to stop, counting
+/// per guild the sends the message center acknowledged and those that failed (whose
+/// outcome is unknown: the message may or may not have been stored).
 struct Load {
     stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<BTreeMap<u64, u64>>,
+    task: tokio::task::JoinHandle<Sent>,
     sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// What a load sent, per guild.
+#[derive(Default)]
+struct Sent {
+    acked: BTreeMap<u64, u64>,
+    unknown: BTreeMap<u64, u64>,
+}
+
 impl Load {
+    /// A load whose every send must succeed.
     fn start(bus: Bus, guilds: Vec<u64>, pause: Duration) -> Load {
+        Load::run(bus, guilds, pause, false)
+    }
+
+    /// A load that rides out an unavailable message center, counting failed sends.
+    fn tolerant(bus: Bus, guilds: Vec<u64>, pause: Duration) -> Load {
+        Load::run(bus, guilds, pause, true)
+    }
+
+    fn run(bus: Bus, guilds: Vec<u64>, pause: Duration, tolerate: bool) -> Load {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = sent.clone();
         let task = tokio::spawn(async move {
-            let mut counts: BTreeMap<u64, u64> = guilds.iter().map(|g| (*g, 0)).collect();
+            let mut out = Sent::default();
             let mut i = 0usize;
             while !*stopped.borrow() {
                 let guild = guilds[i % guilds.len()];
@@ -140,24 +169,42 @@ impl Load {
                     kind: "guild.info".into(),
                     body: b"{}".to_vec(),
                 };
-                bus.send(msg).await.expect("the message center takes the message");
-                *counts.get_mut(&guild).expect("a guild of the load") += 1;
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 i += 1;
+                match bus.send(msg).await {
+                    Ok(_) => {
+                        *out.acked.entry(guild).or_default() += 1;
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) if tolerate => {
+                        *out.unknown.entry(guild).or_default() += 1;
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("the message center refused a send: {e}"),
+                }
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
             }
-            counts
+            out
         });
         Load { stop, task, sent }
     }
 
+    /// Acknowledged sends so far.
     fn sent(&self) -> u64 {
         self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn finish(self) -> BTreeMap<u64, u64> {
+    async fn until_sent(&self, n: u64) {
+        let started = Instant::now();
+        while self.sent() < n {
+            assert!(started.elapsed() < SETTLE, "the load stalled at {} sends", self.sent());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn finish(self) -> Sent {
         let _ = self.stop.send(true);
         self.task.await.expect("the load ran")
     }
@@ -250,30 +297,22 @@ async fn guild_hosts_going_one_three_two_under_load_apply_every_message_once() {
     let _a = guild_host(&redis.url, groups, "host-a", 5_000);
     await_spread(&bus, &["host-a"]).await;
     let load = Load::start(bus.clone(), guilds.clone(), Duration::from_micros(500));
-    while load.sent() < 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    load.until_sent(200).await;
 
     let _b = guild_host(&redis.url, groups, "host-b", 5_000);
     let mut c = guild_host(&redis.url, groups, "host-c", 5_000);
     let three = await_spread(&bus, &["host-a", "host-b", "host-c"]).await;
     assert!(three.values().all(|n| *n == 4), "{three:?}");
-    let at_three = load.sent();
-    while load.sent() < at_three + 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    load.until_sent(load.sent() + 200).await;
 
     // host-c leaves gracefully: it hands its groups over while the load goes on.
     c.signal("TERM");
     assert!(c.wait(SETTLE).success(), "host-c stops cleanly; its log:\n{}", c.log());
     let two = await_spread(&bus, &["host-a", "host-b"]).await;
     assert!(two.values().all(|n| *n == 6), "{two:?}");
-    let at_two = load.sent();
-    while load.sent() < at_two + 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    load.until_sent(load.sent() + 200).await;
 
-    let sent = load.finish().await;
+    let sent = load.finish().await.acked;
     assert_applied_exactly(&bus, &sent).await;
     drop((_a, _b));
     assert_queues_empty(&bus).await;
@@ -309,8 +348,89 @@ async fn a_guild_host_killed_mid_batch_is_replaced_and_nothing_is_lost_or_double
 
     let b = guild_host(&redis.url, groups, "host-b", 1_500);
     await_spread(&bus, &["host-b"]).await;
-    let sent = load.finish().await;
+    let sent = load.finish().await.acked;
     assert_applied_exactly(&bus, &sent).await;
     drop(b);
     assert_queues_empty(&bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_message() {
+    let mut redis = RedisServer::start_durable();
+    let groups = 4;
+    let bus = Bus::redis_with_groups(&redis.url, groups).await.unwrap();
+    publish_guild(&bus).await;
+    let guilds: Vec<u64> = (1..=8).collect();
+
+    let mut a = guild_host(&redis.url, groups, "host-a", 10_000);
+    let load = Load::tolerant(bus.clone(), guilds.clone(), Duration::from_micros(200));
+    let started = Instant::now();
+    while applied_total(&bus, &guilds).await < 200 {
+        assert!(started.elapsed() < SETTLE, "host-a never got going; its log:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Mid-load: Redis dies, stays away a moment (sends fail, commits fail), comes back.
+    redis.crash();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart();
+    let resumed_at = load.sent();
+    load.until_sent(resumed_at + 300).await;
+    let sent = load.finish().await;
+    assert!(a.running(), "the guild host stayed up; its log:\n{}", a.log());
+    // The outage was seen on both sides.
+    assert!(sent.unknown.values().sum::<u64>() > 0, "some sends failed while Redis was down");
+    assert!(a.log().contains("message center unavailable"), "the host noticed; its log:\n{}", a.log());
+
+    // Every acknowledged message is applied; a failed send may or may not have been.
+    let acked: u64 = sent.acked.values().sum();
+    let started = Instant::now();
+    while applied_total(&bus, &guilds).await < acked {
+        assert!(started.elapsed() < SETTLE, "acknowledged messages missing; host log:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.signal("TERM");
+    assert!(a.wait(SETTLE).success(), "host-a stops cleanly; its log:\n{}", a.log());
+    for guild in &guilds {
+        let (ok, unknown) =
+            (sent.acked.get(guild).copied().unwrap_or(0), sent.unknown.get(guild).copied().unwrap_or(0));
+        let done = applied(&bus, *guild).await;
+        assert!(
+            ok <= done && done <= ok + unknown,
+            "guild {guild}: applied {done}, acknowledged {ok}, unknown {unknown}"
+        );
+    }
+    assert_queues_empty(&bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
+    let redis = RedisServer::start();
+    let bus = Bus::redis(&redis.url).await.unwrap();
+    let p = Address::Player(5);
+    bus.send(Outbound { to: p.clone(), sender: None, kind: "poison".into(), body: b"{}".to_vec() }).await.unwrap();
+    let d = bus.read(&p, 1, Duration::ZERO).await.unwrap().remove(0);
+    bus.dead_letter(&p, &d, "trapped: unreachable").await.unwrap();
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(warren())
+            .args(["dead-letters", "--redis", &redis.url])
+            .args(args)
+            .output()
+            .expect("run warren");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), text, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, listed, _) = cli(&["list"]);
+    assert!(ok);
+    assert!(listed.contains("{p:5}") && listed.contains(&d.id) && listed.contains("trapped: unreachable"), "{listed}");
+    let (ok, _, err) = cli(&["replay", "--queue", "p:5", "--id", "1-1"]);
+    assert!(!ok && err.contains("no dead letter 1-1"), "{err}");
+    let (ok, replayed, err) = cli(&["replay", "--queue", "p:5"]);
+    assert!(ok, "{err}");
+    assert!(replayed.contains(&format!("replayed {{p:5}} {}", d.id)), "{replayed}");
+    assert_eq!(cli(&["list"]).1.trim(), "no dead letters");
+    let back = bus.read(&p, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].envelope.kind, "poison");
 }
