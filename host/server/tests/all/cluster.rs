@@ -434,3 +434,84 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].envelope.kind, "poison");
 }
+
+/// The gold in a player's stored profile.
+async fn gold(bus: &Bus, player: u64) -> u64 {
+    let state = bus.load_state(&Address::Player(player)).await.unwrap();
+    let profile: Value = serde_json::from_slice(state.get("profile").expect("a profile")).unwrap();
+    profile["gold"].as_u64().expect("gold")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_doubled() {
+    let redis = RedisServer::start();
+    let bus = Bus::redis_with_groups(&redis.url, 16).await.unwrap();
+    bus.publish_module("baseapp", guests::read(guests::SCRIPT_BASEAPP)).await.unwrap();
+    bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
+    let baseapp_on = |name: &str| {
+        let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+        args.extend(host_args(&redis.url, 16, name, 1_500));
+        let mut p = Process::start(name, warren(), &args);
+        let line = p.wait_for_line("listening on", SETTLE);
+        let addr: SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+        (p, addr)
+    };
+
+    let (mut a, addr_a) = baseapp_on("base-a");
+    let (_bob, bob) = login(addr_a, "bob").await;
+    let start_gold = gold(&bus, bob).await;
+    // Won battles, each paying 20 gold, queued faster than the session handles them.
+    let results = 400u64;
+    for room in 0..results {
+        let body = json!({"room": room, "winner": bob, "winners": [bob], "practice": false});
+        let msg = Outbound {
+            to: Address::Player(bob),
+            sender: Some(Address::Battle(room)),
+            kind: "battle.result".into(),
+            body: body.to_string().into_bytes(),
+        };
+        bus.send(msg).await.unwrap();
+    }
+    let started = Instant::now();
+    while gold(&bus, bob).await < start_gold + 20 * 50 {
+        assert!(started.elapsed() < SETTLE, "base-a never got going; its log:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.signal("KILL");
+    a.wait(SETTLE);
+    assert!(gold(&bus, bob).await < start_gold + 20 * results, "killed mid-load, not after it");
+
+    // Bob logs in on another baseapp once base-a's lease on him expires; it finishes the
+    // queue, including what base-a had taken but not committed.
+    let (_b, addr_b) = baseapp_on("base-b");
+    let (bob_again, again) = login(addr_b, "bob").await;
+    assert_eq!(again, bob);
+    let target = start_gold + 20 * results;
+    let started = Instant::now();
+    loop {
+        let now = gold(&bus, bob).await;
+        assert!(now <= target, "gold {now} beyond {target}: a result was applied twice");
+        if now == target {
+            break;
+        }
+        assert!(started.elapsed() < SETTLE, "gold stuck at {now} of {target}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Bob leaves; once his session let go of him, nothing but frames for his client is
+    // left in his queue, and the gold is still exact.
+    drop(bob_again);
+    let started = Instant::now();
+    while bus.lease_holder(&Address::Player(bob)).await.unwrap().is_some() {
+        assert!(started.elapsed() < SETTLE, "bob's session never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let q = Address::Player(bob);
+    let mut left = bus.read_pending(&q).await.unwrap();
+    left.extend(bus.read(&q, 10_000, Duration::ZERO).await.unwrap());
+    assert!(
+        left.iter().all(|d| d.envelope.kind == "$frame"),
+        "unhandled: {:?}",
+        left.iter().map(|d| &d.envelope.kind).collect::<Vec<_>>()
+    );
+    assert_eq!(gold(&bus, bob).await, target);
+}
