@@ -34,9 +34,9 @@ fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Process 
 }
 
 /// Starts `warren baseapp` on a free port and returns it with its address.
-fn baseapp(url: &str, groups: u32, name: &str) -> (Process, SocketAddr) {
+fn baseapp(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> (Process, SocketAddr) {
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
-    args.extend(host_args(url, groups, name, 10_000));
+    args.extend(host_args(url, groups, name, lease_ttl_ms));
     let mut p = Process::start(name, warren(), &args);
     let line = p.wait_for_line("listening on", SETTLE);
     let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
@@ -92,8 +92,8 @@ async fn players_talk_across_baseapps(url: &str) {
 
     let _g1 = guild_host(url, groups, "guild-1", 10_000);
     let _g2 = guild_host(url, groups, "guild-2", 10_000);
-    let (_b1, addr1) = baseapp(url, groups, "base-1");
-    let (_b2, addr2) = baseapp(url, groups, "base-2");
+    let (_b1, addr1) = baseapp(url, groups, "base-1", 10_000);
+    let (_b2, addr2) = baseapp(url, groups, "base-2", 10_000);
 
     let (mut ann, ann_id) = login(addr1, "ann").await;
     let (mut bob, bob_id) = login(addr2, "bob").await;
@@ -448,16 +448,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
     let bus = Bus::redis_with_groups(&redis.url, 16).await.unwrap();
     bus.publish_module("baseapp", guests::read(guests::SCRIPT_BASEAPP)).await.unwrap();
     bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
-    let baseapp_on = |name: &str| {
-        let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
-        args.extend(host_args(&redis.url, 16, name, 1_500));
-        let mut p = Process::start(name, warren(), &args);
-        let line = p.wait_for_line("listening on", SETTLE);
-        let addr: SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
-        (p, addr)
-    };
-
-    let (mut a, addr_a) = baseapp_on("base-a");
+    let (mut a, addr_a) = baseapp(&redis.url, 16, "base-a", 1_500);
     let (_bob, bob) = login(addr_a, "bob").await;
     let start_gold = gold(&bus, bob).await;
     // Won battles, each paying 20 gold, queued faster than the session handles them.
@@ -483,7 +474,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
 
     // Bob logs in on another baseapp once base-a's lease on him expires; it finishes the
     // queue, including what base-a had taken but not committed.
-    let (_b, addr_b) = baseapp_on("base-b");
+    let (_b, addr_b) = baseapp(&redis.url, 16, "base-b", 1_500);
     let (bob_again, again) = login(addr_b, "bob").await;
     assert_eq!(again, bob);
     let target = start_gold + 20 * results;
