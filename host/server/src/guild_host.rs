@@ -11,7 +11,7 @@
 
 use crate::cluster::{Host, shutdown_signal};
 use crate::deliver::{self, Verdict};
-use crate::inbox::SWEEP;
+use crate::inbox::Sweep;
 use crate::lease::Held;
 use crate::logic::{LogicPool, emit_logs, from_bus, outbound};
 use futures_util::future::join_all;
@@ -140,9 +140,7 @@ async fn serve_group(shared: Arc<Shared>, group: u32, held: Held, mut drain: wat
     let watch = shared.host.bells.watch(queue.clone());
     let bus = shared.host.bus.clone();
     let mut g = Group { shared, queue: queue.clone(), held, guilds: None };
-    let mut sweep = tokio::time::interval(SWEEP);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    sweep.tick().await;
+    let mut sweep = Sweep::new();
     // First the messages the previous owner took but did not commit.
     let mut claim = true;
     let mut backoff = Duration::from_millis(100);
@@ -196,8 +194,9 @@ async fn serve_group(shared: Arc<Shared>, group: u32, held: Held, mut drain: wat
             _ = drain.changed() => {}
             _ = g.held.lost() => {}
             _ = watch.rung() => {}
-            // Now and then: messages whose ring was lost, and messages left pending.
-            _ = sweep.tick() => claim = true,
+            // Now and then: messages whose ring was lost, and now and then messages left
+            // pending.
+            pending = sweep.tick() => claim |= pending,
         }
     };
     drop(watch);

@@ -15,6 +15,41 @@ const RING_WAIT: Duration = Duration::from_secs(1);
 /// appending a message and ringing leaves that message unannounced for at most this long.
 pub const SWEEP: Duration = Duration::from_secs(3);
 
+/// Every how many sweeps an owner also takes back its queue's pending messages: those a
+/// failed commit left (owners also do it at once then) or that an owner which lost its
+/// lease without knowing took after the new owner had claimed the rest.
+const CLAIM_EVERY: u32 = 10;
+
+/// An owner's periodic look at its queue (see [`SWEEP`]).
+pub struct Sweep {
+    every: tokio::time::Interval,
+    count: u32,
+}
+
+impl Sweep {
+    /// The first tick comes one period from now.
+    pub fn new() -> Sweep {
+        let start = tokio::time::Instant::now() + SWEEP;
+        let mut every = tokio::time::interval_at(start, SWEEP);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Sweep { every, count: 0 }
+    }
+
+    /// Resolves at the next sweep (cancel-safe); `true` when this sweep should also take
+    /// back pending messages.
+    pub async fn tick(&mut self) -> bool {
+        self.every.tick().await;
+        self.count = self.count.wrapping_add(1);
+        self.count.is_multiple_of(CLAIM_EVERY)
+    }
+}
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Sweep::new()
+    }
+}
+
 /// The doorbell of one lease holder (a host instance).
 pub struct Doorbells {
     waiting: Mutex<HashMap<Address, Arc<Notify>>>,

@@ -8,7 +8,7 @@
 
 use crate::battle::{BattleHost, RoomError};
 use crate::deliver::{self, Verdict};
-use crate::inbox::{Doorbells, SWEEP, Watch};
+use crate::inbox::{Doorbells, Sweep, Watch};
 use crate::lease::Held;
 use crate::logic::{CLIENT_FRAME, LogicPool, emit_logs, fresh_env, from_bus, outbound};
 use crate::protocol::{self, ClientFrame};
@@ -270,8 +270,7 @@ impl Session<'_> {
         watch: &Watch,
     ) -> anyhow::Result<()> {
         let mut closing = self.host.closing.subscribe();
-        let mut sweep = tokio::time::interval(SWEEP);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = Sweep::new();
         // Messages a previous session took but did not finish come first.
         let mut inbox_due = true;
         loop {
@@ -300,9 +299,9 @@ impl Session<'_> {
                     Some(Err(e)) => return Err(e.into()),
                 },
                 _ = watch.rung() => inbox_due = true,
-                _ = sweep.tick() => {
+                claim = sweep.tick() => {
                     inbox_due = true;
-                    self.claim = true;
+                    self.claim |= claim;
                 }
             }
         }
