@@ -25,13 +25,12 @@ use crate::types::{
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::streams::{
-    StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
-};
+use redis::streams::{StreamId, StreamPendingCountReply, StreamRangeReply, StreamReadOptions};
 use redis::{AsyncCommands, AsyncConnectionConfig, Script};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
@@ -42,32 +41,48 @@ const MODULES_CHANNEL: &str = "warren:modules";
 /// How long a receiver remembers the ids of messages it applied (relay duplicates arrive
 /// within seconds; a day is a wide margin).
 const SEEN_RETENTION_MS: u64 = 24 * 3600 * 1000;
+/// One commit in this many trims its queue's acknowledged messages and its expired seen
+/// ids (the commits of all queues counted together, so each queue is trimmed by about one
+/// of its commits in this many).
+const TRIM_EVERY: u64 = 16;
 
 /// Commits a handler's effects atomically on the owner's slot. See `commit` for ARGV.
+///
+/// In order: the fence (refused whole if stale); the ack, which is also the check that
+/// the message is still pending (nothing is written before it); for a relayed message,
+/// the duplicate check; the state writes and the outbox; then, in one commit in
+/// [`TRIM_EVERY`], the trim of acknowledged entries (kept until then rather than deleted one
+/// by one: deleting an entry walks its stream node, which cost more than the rest of the
+/// commit) and of expired seen ids. Direct sends (`x/...` ids) are never relayed, so never
+/// arrive twice: only relayed ids are looked up and recorded.
 const COMMIT_LUA: &str = r#"
 local q, state, outbox, seen, seq, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local ack, now, owner, fence = ARGV[1], tonumber(ARGV[3]), ARGV[4], ARGV[5]
--- The unique id the acknowledged message carries (field 'm').
-local mid = ''
-if ack ~= '' then
-  local entry = redis.call('XRANGE', q, ack, ack)
-  if entry[1] then
-    local f = entry[1][2]
-    for k = 1, #f, 2 do
-      if f[k] == 'm' then mid = f[k + 1] end
-    end
-  end
-end
+local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if fence ~= '' then
   local held = redis.call('GET', lease)
   if not held or string.match(held, '^%S+ (%d+)$') ~= fence then return redis.error_reply('STALE') end
 end
 if ack ~= '' then
-  local p = redis.call('XPENDING', q, 'g', ack, ack, 1)
-  if #p == 0 then return redis.error_reply('NOTPENDING') end
+  -- The unique id the acknowledged message carries (field 'm'): given by the bus that
+  -- read the message, else read here.
+  if mid == '' then
+    local entry = redis.call('XRANGE', q, ack, ack)
+    if entry[1] then
+      local f = entry[1][2]
+      for k = 1, #f, 2 do
+        if f[k] == 'm' then mid = f[k + 1] end
+      end
+    end
+  end
+  -- The ack is the pending check, before anything is written: a message no longer
+  -- pending was committed already and is refused whole.
+  if redis.call('XACK', q, 'g', ack) == 0 then return redis.error_reply('NOTPENDING') end
 end
-if mid ~= '' and redis.call('ZSCORE', seen, mid) then
-  redis.call('XACK', q, 'g', ack)
+-- Only a message relayed from an outbox (an id other than 'x/...') can arrive twice, so
+-- only those are looked up and remembered.
+local relayed = nil
+if mid ~= '' and string.sub(mid, 1, 2) ~= 'x/' then relayed = mid end
+if relayed and redis.call('ZSCORE', seen, relayed) then
   redis.call('XDEL', q, ack)
   return 'DUPLICATE'
 end
@@ -90,28 +105,20 @@ if sends > 0 then
     i = i + 4
   end
 end
-if mid ~= '' then
-  redis.call('ZADD', seen, now, mid)
+if relayed then redis.call('ZADD', seen, now, relayed) end
+if ack ~= '' and ARGV[i + 1] == '1' then
+  -- Every entry older than the oldest one pending (or than this one, if none is) was
+  -- delivered and acknowledged: whole stream nodes of them go.
+  local oldest = redis.call('XPENDING', q, 'g', '-', '+', 1)[1]
+  redis.call('XTRIM', q, 'MINID', '~', oldest and oldest[1] or ack)
   redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[i]))
-end
-if ack ~= '' then
-  redis.call('XACK', q, 'g', ack)
-  redis.call('XDEL', q, ack)
 end
 return 'OK'
 "#;
 
-/// Appends a message (ARGV: field/value pairs) to a queue and returns its id and the
-/// holder of the lease on the queue's owner, whose doorbell the caller rings.
-const APPEND_LUA: &str = r#"
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))
-local held = redis.call('GET', KEYS[2])
-if held then return {id, string.match(held, '^(%S+) ')} end
-return {id}
-"#;
-
 /// Puts a dead letter (by its original id, ARGV[1]) back at the end of its queue and
-/// returns the new id and the lease holder, as APPEND_LUA; nothing if there is none.
+/// returns the new id and the lease holder (whose doorbell the caller rings); nothing if
+/// there is none.
 const REPLAY_LUA: &str = r#"
 local q, dead, lease = KEYS[1], KEYS[2], KEYS[3]
 for _, entry in ipairs(redis.call('XRANGE', dead, '-', '+')) do
@@ -308,15 +315,81 @@ pub struct RedisBus {
     consumer: String,
     /// Queues whose group this process has made sure exists.
     grouped: Mutex<HashSet<String>>,
+    /// The unique ids of the messages this bus handed out, until their commit.
+    unique_ids: Mutex<UniqueIds>,
+    /// Commits made, to trim by one in [`TRIM_EVERY`].
+    commits: AtomicU64,
+    /// The lease holder of each queue this bus appended to, as last seen, by queue tag
+    /// (one server only, see `append`).
+    holders: Mutex<HashMap<String, String>>,
     commit: Script,
     dead_letter: Script,
     acquire: Script,
     lease: Script,
     account: Script,
-    append: Script,
     replay: Script,
     /// Module announcements, fed from the Redis channel.
     announcements: broadcast::Sender<ModuleAnnouncement>,
+}
+
+/// How many queues' lease holders a bus remembers for ringing (see `append`); past that
+/// it forgets them all.
+const MAX_HOLDERS: usize = 1 << 16;
+/// How many unique ids [`UniqueIds`] keeps at most; past that it forgets them all (a
+/// commit whose id is forgotten reads it from the queue itself, see `commit`).
+const MAX_UNIQUE_IDS: usize = 1 << 16;
+
+/// The unique id (field `m`) of each message this bus handed out and has not committed,
+/// by queue key and message id, exactly as read from the message's stream entry with it.
+///
+/// The commit script must know a message's unique id to apply a relayed duplicate once.
+/// Given it, the script need not read the entry again (an XRANGE, and its reply turned into
+/// Lua tables: about a quarter of Redis's work per message). The id is never taken from the
+/// caller of [`Bus::commit`](crate::Bus::commit): a host could pass a wrong one, and the
+/// script cannot tell without reading the entry. A wrong id would break exactly-once: one
+/// of a relayed message's copies passed as `x/...` would be applied twice, and a message
+/// passed with the id of a message already applied would be acknowledged as a duplicate
+/// and its effects dropped. Here the id is bound to the message id when both are read from
+/// the same entry, and the commit looks it up by the message id it acknowledges: the
+/// script then learns exactly what its own XRANGE would (a stream's message ids are never
+/// reused), and a message this bus did not read (forgotten, or read by another process)
+/// is read in the script as before.
+#[derive(Default)]
+struct UniqueIds {
+    by_queue: HashMap<String, HashMap<MessageId, String>>,
+    count: usize,
+}
+
+impl UniqueIds {
+    fn remember(&mut self, queue_key: &str, read: Vec<(MessageId, String)>) {
+        if read.is_empty() {
+            return;
+        }
+        if self.count + read.len() > MAX_UNIQUE_IDS {
+            // Messages read and never committed here (a session that ended) would pile up.
+            self.by_queue.clear();
+            self.count = 0;
+        }
+        let ids = match self.by_queue.get_mut(queue_key) {
+            Some(ids) => ids,
+            None => self.by_queue.entry(queue_key.to_owned()).or_default(),
+        };
+        for (id, mid) in read {
+            if ids.insert(id, mid).is_none() {
+                self.count += 1;
+            }
+        }
+    }
+
+    fn take(&mut self, queue_key: &str, id: &str) -> Option<String> {
+        let ids = self.by_queue.get_mut(queue_key)?;
+        let mid = ids.remove(id)?;
+        self.count -= 1;
+        if ids.is_empty() {
+            self.by_queue.remove(queue_key);
+        }
+        Some(mid)
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> BusError {
@@ -469,12 +542,14 @@ impl RedisBus {
             prefix,
             consumer: format!("c{:016x}", random_u64()),
             grouped: Mutex::new(HashSet::new()),
+            unique_ids: Mutex::new(UniqueIds::default()),
+            commits: AtomicU64::new(0),
+            holders: Mutex::new(HashMap::new()),
             commit: Script::new(COMMIT_LUA),
             dead_letter: Script::new(DEAD_LETTER_LUA),
             acquire: Script::new(ACQUIRE_LUA),
             lease: Script::new(LEASE_LUA),
             account: Script::new(ACCOUNT_LUA),
-            append: Script::new(APPEND_LUA),
             replay: Script::new(REPLAY_LUA),
             announcements,
         })
@@ -550,7 +625,17 @@ impl RedisBus {
     }
 
     /// Appends a message for `to` to its queue with its time, seed and unique id, and
-    /// rings the doorbell of the queue's owner.
+    /// rings the doorbell of the holder of the lease on the queue's owner.
+    ///
+    /// One request, a pipeline: the XADD, then a GET of the lease, then (on one server)
+    /// the ring of the holder this bus saw last for the queue, so that the usual send is one
+    /// round trip. The ring follows the append on the server, so the holder finds the
+    /// message when it reads. Only if the lease names another holder (or none) is the right
+    /// one rung afterwards, as the cluster always does (a doorbell lives in another slot):
+    /// a holder that just lost a queue may be rung once for nothing, which a doorbell allows
+    /// (a queue may be named with nothing new). The XADD and the GET are not one atomic
+    /// step; they need not be: a lease that changes right after the GET would change as
+    /// well right after an atomic step, and a new holder reads the queue when it takes it.
     async fn append(
         &self,
         to: &Address,
@@ -560,15 +645,41 @@ impl RedisBus {
         mid: &str,
     ) -> Result<MessageId, BusError> {
         let queue = crate::queue_of(to, self.groups);
-        let mut inv = self.append.prepare_invoke();
-        inv.key(self.queue_key(&queue)).key(self.owner_key(&queue, "lease"));
-        inv.arg("d").arg(to.tag()).arg("k").arg(kind).arg("b").arg(body).arg("f").arg(sender);
-        inv.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("m").arg(mid);
-        let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        self.ring(&queue, reply).await
+        let tag = queue.tag();
+        let guess = match self.conn {
+            Conn::Cluster(_) => None,
+            _ => self.holders.lock().unwrap_or_else(|e| e.into_inner()).get(&tag).cloned(),
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD").arg(self.queue_key(&queue)).arg("*");
+        pipe.arg("d").arg(to.tag()).arg("k").arg(kind).arg("b").arg(body).arg("f").arg(sender);
+        pipe.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("m").arg(mid);
+        pipe.get(self.owner_key(&queue, "lease"));
+        if let Some(holder) = &guess {
+            pipe.rpush(self.bell_key(holder), &tag).ignore();
+        }
+        let (id, held): (MessageId, Option<String>) =
+            pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let holder = held.and_then(|h| h.split_once(' ').map(|(holder, _)| holder.to_owned()));
+        if holder != guess {
+            if let Some(holder) = &holder {
+                let _: () = self.conn.clone().rpush(self.bell_key(holder), &tag).await.map_err(unavailable)?;
+            }
+            if !matches!(self.conn, Conn::Cluster(_)) {
+                let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+                if holders.len() >= MAX_HOLDERS {
+                    holders.clear();
+                }
+                match holder {
+                    Some(holder) => holders.insert(tag, holder),
+                    None => holders.remove(&tag),
+                };
+            }
+        }
+        Ok(id)
     }
 
-    /// Rings the doorbell named in an APPEND_LUA reply (`[id, holder?]`); returns the id.
+    /// Rings the doorbell named in a REPLAY_LUA reply (`[id, holder?]`); returns the id.
     async fn ring(&self, queue: &Address, mut reply: Vec<String>) -> Result<MessageId, BusError> {
         if let Some(holder) = reply.get(1) {
             let _: () = self.conn.clone().rpush(self.bell_key(holder), queue.tag()).await.map_err(unavailable)?;
@@ -604,21 +715,24 @@ impl RedisBus {
     pub(crate) async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
         let key = self.queue_key(queue);
         self.ensure_group(&key).await?;
-        if wait.is_zero() {
-            let opts = StreamReadOptions::default().group(GROUP, &self.consumer).count(max.max(1));
-            let reply: Option<StreamReadReply> =
-                self.conn.clone().xread_options(&[&key], &[">"], &opts).await.map_err(unavailable)?;
-            let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-            return Ok(entries.filter_map(|e| delivery(e, 1, queue)).collect());
-        }
-        let opts = StreamReadOptions::default()
-            .group(GROUP, &self.consumer)
-            .count(max.max(1))
-            .block(wait.as_millis().max(1) as usize);
-        let reply: Option<StreamReadReply> =
-            self.blocking(redis::Cmd::xread_options(&[&key], &[">"], &opts), wait).await?;
-        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-        Ok(entries.filter_map(|e| delivery(e, 1, queue)).collect())
+        let mut opts = StreamReadOptions::default().group(GROUP, &self.consumer).count(max.max(1));
+        let reply: redis::Value = if wait.is_zero() {
+            self.conn.clone().xread_options(&[&key], &[">"], &opts).await.map_err(unavailable)?
+        } else {
+            opts = opts.block(wait.as_millis().max(1) as usize);
+            self.blocking(redis::Cmd::xread_options(&[&key], &[">"], &opts), wait).await?
+        };
+        // One key asked: `[[key, entries]]` (or a map of it), or nil when nothing came.
+        let entries = match reply {
+            redis::Value::Array(keys) => keys.into_iter().next().and_then(|k| match k {
+                redis::Value::Array(k) => k.into_iter().nth(1),
+                _ => None,
+            }),
+            redis::Value::Map(keys) => keys.into_iter().next().map(|(_, entries)| entries),
+            _ => None,
+        };
+        let entries = entries.map(stream_entries).unwrap_or_default();
+        self.handed_out(&key, queue, entries, |_| 1).await
     }
 
     pub(crate) async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
@@ -627,8 +741,8 @@ impl RedisBus {
         // A new owner first finishes the old owner's relaying.
         self.relay(queue).await?;
         let mut conn = self.conn.clone();
-        // Take over everything pending in the group, whoever had it.
-        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        // Take over everything pending in the group, whoever had it: `[next, entries, deleted]`.
+        let claimed: Vec<redis::Value> = redis::cmd("XAUTOCLAIM")
             .arg(&key)
             .arg(GROUP)
             .arg(&self.consumer)
@@ -639,19 +753,62 @@ impl RedisBus {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let entries = claimed.claimed;
+        let entries = claimed.into_iter().nth(1).map(stream_entries).unwrap_or_default();
         let counts: StreamPendingCountReply =
             conn.xpending_count(&key, GROUP, "-", "+", 1000).await.map_err(unavailable)?;
         let counts = counts.ids;
-        Ok(entries
-            .into_iter()
-            .filter_map(|e| {
-                let attempts = counts.iter().find(|c| c.id == e.id).map(|c| c.times_delivered as u32).unwrap_or(1);
-                delivery(e, attempts, queue)
-            })
-            .collect())
+        let attempts = |id: &str| counts.iter().find(|c| c.id == id).map(|c| c.times_delivered as u32).unwrap_or(1);
+        self.handed_out(&key, queue, entries, attempts).await
     }
 
+    /// The deliveries of `entries`, just taken from `queue` (stream `key`), with their
+    /// attempts; remembers their unique ids for their commits. An entry that is not a
+    /// Warren message could never be acknowledged, and would keep the stream from being
+    /// trimmed past it (see COMMIT_LUA): it is acknowledged and deleted here, loudly.
+    async fn handed_out(
+        &self,
+        key: &str,
+        queue: &Address,
+        entries: Vec<RawEntry>,
+        attempts: impl Fn(&str) -> u32,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut deliveries = Vec::with_capacity(entries.len());
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut foreign = Vec::new();
+        for (id, fields) in entries {
+            let tries = attempts(&id);
+            match delivery(id.clone(), fields, tries, queue) {
+                Some((d, mid)) => {
+                    ids.push((id, mid));
+                    deliveries.push(d);
+                }
+                None => foreign.push(id),
+            }
+        }
+        self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).remember(key, ids);
+        if !foreign.is_empty() {
+            tracing::error!(queue = key, ids = ?foreign, "queue entries that are not Warren messages dropped");
+            let mut conn = self.conn.clone();
+            let dropped: redis::RedisResult<()> = redis::pipe()
+                .xack(key, GROUP, &foreign)
+                .ignore()
+                .xdel(key, &foreign)
+                .ignore()
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = dropped {
+                // They stay pending; a later `read_pending` meets them again.
+                tracing::warn!(queue = key, error = %e, "entries that are not Warren messages not dropped yet");
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease).
+    /// ARGV: the acked message id (or empty), its unique id (or empty: the script reads
+    /// it), the time, the owner's tag, the fence token (or empty), the number of writes and
+    /// each as key, `s`/`d`, value, the number of sends and each as destination tag, kind,
+    /// body, sender tag, then the seen ids' retention (ms) and `1` if this commit trims.
     pub(crate) async fn commit(&self, c: Commit) -> Result<(), BusError> {
         let tag = c.owner.tag();
         let ack = c.ack.clone().unwrap_or_default();
@@ -660,8 +817,16 @@ impl RedisBus {
             inv.key(self.owner_key(&c.owner, suffix));
         }
         let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
-        // ARGV[2] is unused (the script reads the message's unique id itself).
-        inv.arg(&ack).arg("").arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
+        // The message's unique id, as this bus read it with the message (see `UniqueIds`);
+        // empty for a message it did not read: the script reads it itself.
+        let mid = match &c.ack {
+            Some(id) => {
+                let queue_key = self.queue_key(&c.owner);
+                self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&queue_key, id).unwrap_or_default()
+            }
+            None => String::new(),
+        };
+        inv.arg(&ack).arg(&mid).arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
         for (key, value) in &c.writes {
             match value {
                 Some(v) => inv.arg(key).arg("s").arg(v.as_slice()),
@@ -673,9 +838,16 @@ impl RedisBus {
             let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
             inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender);
         }
-        inv.arg(SEEN_RETENTION_MS);
+        // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
+        let trim = self.commits.fetch_add(1, Ordering::Relaxed).is_multiple_of(TRIM_EVERY);
+        inv.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
         let result: redis::RedisResult<String> = inv.invoke_async(&mut self.conn.clone()).await;
         match result {
+            // A relayed copy of a message already applied: acknowledged, nothing applied.
+            // The caller must not apply the effects it computed either.
+            Ok(reply) if reply == "DUPLICATE" => {
+                return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
+            }
             Ok(_) => {}
             Err(e) if e.to_string().contains("NOTPENDING") => {
                 return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
@@ -721,6 +893,7 @@ impl RedisBus {
     }
 
     pub(crate) async fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
+        self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&self.queue_key(queue), &delivery.id);
         let result: redis::RedisResult<String> = self
             .dead_letter
             .key(self.queue_key(queue))
@@ -781,7 +954,7 @@ impl RedisBus {
             .filter_map(|entry| {
                 let text = |f: &str| field(&entry, f).map(|b| String::from_utf8_lossy(&b).into_owned());
                 let (id, error) = (text("id")?, text("err").unwrap_or_default());
-                let envelope = delivery(entry, 0, queue)?.envelope;
+                let envelope = delivery(entry.id, entry.map, 0, queue)?.0.envelope;
                 Some(DeadLetter { queue: queue.clone(), id, envelope, error })
             })
             .collect())
@@ -948,18 +1121,58 @@ fn field(entry: &StreamId, name: &str) -> Option<Vec<u8>> {
     entry.map.get(name).and_then(|v| redis::from_redis_value::<Vec<u8>>(v.clone()).ok())
 }
 
-/// A stream entry of `queue` as a delivery; `None` for an entry that is not a Warren
-/// message.
-fn delivery(entry: StreamId, attempts: u32, queue: &Address) -> Option<Delivery> {
-    let text = |f: &str| field(&entry, f).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let number = |f: &str| text(f).and_then(|t| t.parse::<u64>().ok());
-    let envelope = Envelope {
-        to: text("d").and_then(|t| Address::from_tag(&t)).unwrap_or_else(|| queue.clone()),
-        sender: text("f").and_then(|t| Address::from_tag(&t)),
-        kind: text("k")?,
-        body: field(&entry, "b").unwrap_or_default(),
-        now_ms: number("t").unwrap_or(0),
-        seed: number("r").unwrap_or(0),
-    };
-    Some(Delivery { id: entry.id, envelope, attempts })
+/// A stream entry of `queue` (its id and field/value pairs) as a delivery, with the unique
+/// id it carries (empty if none); `None` for an entry that is not a Warren message.
+fn delivery<N: AsRef<[u8]>>(
+    id: String,
+    fields: impl IntoIterator<Item = (N, redis::Value)>,
+    attempts: u32,
+    queue: &Address,
+) -> Option<(Delivery, String)> {
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let number = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    let (mut to, mut sender, mut kind, mut body, mut now_ms, mut seed, mut mid) =
+        (None, None, None, Vec::new(), 0, 0, String::new());
+    for (name, value) in fields {
+        let Ok(v) = redis::from_redis_value::<Vec<u8>>(value) else { continue };
+        match name.as_ref() {
+            b"d" => to = Address::from_tag(&text(v)),
+            b"f" => sender = Address::from_tag(&text(v)),
+            b"k" => kind = Some(text(v)),
+            b"b" => body = v,
+            b"t" => now_ms = number(&v),
+            b"r" => seed = number(&v),
+            b"m" => mid = text(v),
+            _ => {}
+        }
+    }
+    let envelope = Envelope { to: to.unwrap_or_else(|| queue.clone()), sender, kind: kind?, body, now_ms, seed };
+    Some((Delivery { id, envelope, attempts }, mid))
+}
+
+/// A stream entry as read: its id and its field/value pairs.
+type RawEntry = (String, Vec<(Vec<u8>, redis::Value)>);
+
+/// The entries of a stream reply (a list of `[id, [field, value, ...]]`), moved out of the
+/// reply; anything else in it is skipped.
+fn stream_entries(reply: redis::Value) -> Vec<RawEntry> {
+    let redis::Value::Array(entries) = reply else { return Vec::new() };
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(entry) = entry else { return None };
+            let mut parts = entry.into_iter();
+            let id: String = redis::from_redis_value(parts.next()?).ok()?;
+            let flat: Vec<(redis::Value, redis::Value)> = match parts.next()? {
+                redis::Value::Array(flat) => {
+                    let mut flat = flat.into_iter();
+                    std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+                }
+                redis::Value::Map(pairs) => pairs,
+                _ => return None,
+            };
+            let pairs = flat.into_iter().filter_map(|(n, v)| Some((redis::from_redis_value(n).ok()?, v))).collect();
+            Some((id, pairs))
+        })
+        .collect()
 }

@@ -330,6 +330,34 @@ async fn the_lease_holder_hears_of_new_messages_on_its_doorbell() {
 }
 
 #[tokio::test]
+async fn a_new_lease_holder_hears_of_the_messages_sent_after_it_took_the_queue() {
+    for (name, bus) in backends().await {
+        let p = Address::Player(310);
+        let ttl = Duration::from_secs(30);
+        let a = bus.acquire_lease(&p, "host-a", ttl).await.unwrap().expect("free");
+        bus.send(msg(p.clone(), "n", "1")).await.unwrap();
+        assert_eq!(bus.doorbell("host-a", Duration::from_secs(5)).await.unwrap(), vec![p.clone()], "{name}");
+
+        // The sender has seen host-a hold the queue; the next message must still reach the
+        // new holder's doorbell (the old one may hear of it once more, or not).
+        bus.release_lease(&a).await.unwrap();
+        bus.acquire_lease(&p, "host-b", ttl).await.unwrap().expect("released");
+        bus.send(msg(p.clone(), "n", "2")).await.unwrap();
+        assert_eq!(bus.doorbell("host-b", Duration::from_secs(5)).await.unwrap(), vec![p.clone()], "{name}");
+        bus.doorbell("host-a", Duration::from_millis(10)).await.unwrap();
+
+        // Once nobody holds it, sends ring nobody any more.
+        let b = bus.acquire_lease(&p, "host-b", ttl).await.unwrap().expect("held");
+        bus.release_lease(&b).await.unwrap();
+        bus.send(msg(p.clone(), "n", "3")).await.unwrap();
+        bus.doorbell("host-b", Duration::from_millis(10)).await.unwrap();
+        bus.send(msg(p.clone(), "n", "4")).await.unwrap();
+        assert!(bus.doorbell("host-b", Duration::from_millis(10)).await.unwrap().is_empty(), "{name}");
+        assert!(bus.doorbell("host-a", Duration::from_millis(10)).await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn a_dead_letter_is_listed_and_replayed_once() {
     for (name, bus) in backends().await {
         let q = Address::Player(400);
@@ -435,11 +463,183 @@ async fn a_message_relayed_twice_is_applied_once() {
                 ack: Some(d.id),
                 fence: None,
             };
-            bus.commit(commit).await.unwrap();
+            let result = bus.commit(commit).await;
+            if applied == 1 {
+                result.unwrap();
+            } else {
+                // The caller is told the copy was applied already, so it applies nothing.
+                assert!(matches!(result, Err(BusError::NotPending { .. })), "{name}: {result:?}");
+            }
         }
         let state = bus.load_state(&b).await.unwrap();
         assert_eq!(state.get("applied").unwrap(), b"1", "{name}: the second copy applied nothing");
         assert!(bus.read_pending(&b).await.unwrap().is_empty(), "{name}: both copies acknowledged");
+    }
+}
+
+/// A connection to one of the suite's Redis flavours, for looking under the bus.
+enum RawConnection {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl RawConnection {
+    /// A connection to the suite's Redis flavour `name` at `url`.
+    async fn open(name: &str, url: &str) -> RawConnection {
+        if name == "cluster" {
+            let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
+            RawConnection::Cluster(client.get_async_connection().await.unwrap())
+        } else {
+            RawConnection::Single(redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap())
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for RawConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            RawConnection::Single(c) => c.req_packed_command(cmd),
+            RawConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            RawConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RawConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RawConnection::Single(c) => c.get_db(),
+            RawConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Redis only: a relayed message's copies are told apart by the unique id they carry even
+/// when the bus that commits them is not the one that read them (the commit then reads the
+/// id from the queue itself).
+#[tokio::test]
+async fn a_message_relayed_twice_is_applied_once_by_a_bus_that_did_not_read_it() {
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let other = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let (a, b) = (Address::Player(1), Address::Player(2));
+        let send = Commit {
+            owner: a.clone(),
+            writes: vec![],
+            sends: vec![msg(b.clone(), "gift", "1")],
+            ack: None,
+            fence: None,
+        };
+        bus.commit(send).await.unwrap();
+        let key = format!("{ns}:{{p:2}}:q");
+        append_again(&mut RawConnection::open(name, url).await, &key).await;
+
+        let got = bus.read(&b, 10, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(got.len(), 2, "{name}: the duplicate is in the queue");
+        let mut applied = 0u32;
+        for d in got {
+            applied += 1;
+            let commit = Commit {
+                owner: b.clone(),
+                writes: vec![("applied".into(), Some(applied.to_string().into_bytes()))],
+                sends: vec![],
+                ack: Some(d.id),
+                fence: None,
+            };
+            let result = other.commit(commit).await;
+            if applied == 1 {
+                result.unwrap();
+            } else {
+                // The caller is told the copy was applied already, so it applies nothing.
+                assert!(matches!(result, Err(BusError::NotPending { .. })), "{name}: {result:?}");
+            }
+        }
+        let state = bus.load_state(&b).await.unwrap();
+        assert_eq!(state.get("applied").unwrap(), b"1", "{name}: the second copy applied nothing");
+        assert!(bus.read_pending(&b).await.unwrap().is_empty(), "{name}: both copies acknowledged");
+    }
+}
+
+/// Redis only: acknowledged messages do not pile up in a queue's stream (commits trim them
+/// now and then), and trimming never takes a message still pending.
+#[tokio::test]
+async fn acknowledged_messages_are_trimmed_and_pending_ones_kept() {
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let p = Address::Player(7);
+        let key = format!("{ns}:{{p:7}}:q");
+        let mut conn = RawConnection::open(name, url).await;
+        let handle_all = async |keep: Option<&[u8]>| {
+            let mut kept = Vec::new();
+            loop {
+                let got = bus.read(&p, 50, Duration::from_millis(10)).await.unwrap();
+                if got.is_empty() {
+                    return kept;
+                }
+                for d in got {
+                    if Some(d.envelope.body.as_slice()) == keep {
+                        kept.push(d.id);
+                    } else {
+                        bus.commit(Commit::ack_only(p.clone(), d.id)).await.unwrap();
+                    }
+                }
+            }
+        };
+        for i in 0..400 {
+            bus.send(msg(p.clone(), "n", &i.to_string())).await.unwrap();
+        }
+        // All handled but message 150, left pending.
+        let kept = handle_all(Some(b"150")).await;
+        let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!((250..=350).contains(&len), "{name}: entries before the pending one trimmed, {len} left");
+        let again = bus.read_pending(&p).await.unwrap();
+        assert_eq!(again.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), kept, "{name}: the pending one kept");
+        assert_eq!(again[0].envelope.body, b"150", "{name}");
+        bus.commit(Commit::ack_only(p.clone(), again[0].id.clone())).await.unwrap();
+
+        // Nothing pending any more: the next commits trim what is left before them.
+        for i in 0..40 {
+            bus.send(msg(p.clone(), "n", &i.to_string())).await.unwrap();
+        }
+        assert!(handle_all(None).await.is_empty());
+        let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!(len <= 100, "{name}: acknowledged entries trimmed, {len} left");
+        assert!(bus.read_pending(&p).await.unwrap().is_empty(), "{name}");
+    }
+}
+
+/// Redis only: an entry in a queue that is not a Warren message is never handed out, and
+/// is dropped rather than left pending (it would keep acknowledged messages from being
+/// trimmed past it).
+#[tokio::test]
+async fn an_entry_that_is_not_a_message_is_dropped() {
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let p = Address::Player(8);
+        bus.send(msg(p.clone(), "n", "1")).await.unwrap();
+        let key = format!("{ns}:{{p:8}}:q");
+        let mut conn = RawConnection::open(name, url).await;
+        let _: String = redis::cmd("XADD").arg(&key).arg("*").arg("x").arg("y").query_async(&mut conn).await.unwrap();
+        bus.send(msg(p.clone(), "n", "2")).await.unwrap();
+
+        let got = bus.read(&p, 10, Duration::from_millis(10)).await.unwrap();
+        let bodies: Vec<_> = got.iter().map(|d| d.envelope.body.clone()).collect();
+        assert_eq!(bodies, vec![b"1".to_vec(), b"2".to_vec()], "{name}");
+        assert_eq!(bus.read_pending(&p).await.unwrap().len(), 2, "{name}: only the messages are pending");
+        let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await.unwrap();
+        assert_eq!(len, 2, "{name}: the other entry is gone");
     }
 }
 

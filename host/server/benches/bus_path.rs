@@ -1,12 +1,21 @@
-//! End-to-end player→player messages on one Redis: a producer enqueues (XADD), the
-//! receiving player's consumer takes it (XREADGROUP), runs the wasm handler, and commits
-//! the new state with the ack in one Lua step. Printed beside a raw `redis-benchmark`
-//! XADD run against the same server, in the same run.
+//! End-to-end player→player messages on one Redis: a producer enqueues (`Bus::send`, an
+//! XADD), the receiving player's consumer takes it (`Bus::read`, XREADGROUP), runs the wasm
+//! handler (`LogicPool`), and commits the new state with the ack in one Lua step
+//! (`Bus::commit`). Printed beside a raw `redis-benchmark` XADD run against the same server,
+//! in the same run, with the same 64-byte payload.
+//!
+//! Two runs of the bus path, on fresh players: the headline one as the figure is defined
+//! (consumers wait in a blocking read; no lease), and one as a baseapp session works (the
+//! players leased, each send ringing the holder's doorbell, the queue read when rung,
+//! commits fenced). Each prints where the CPU went: redis-server's, this process's and
+//! other processes' CPU time per message, and Redis's commands per message (`INFO`).
 //!
 //! `cargo bench -p warren --bench bus_path`; ends with `name=value` lines.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use warren::inbox::{Doorbells, SWEEP, Watch};
+use warren::lease::Held;
 use warren::logic::{LogicPool, outbound};
 use warren_bus::{Address, Bus, Commit, Outbound};
 use warren_runtime::{Baseapp, CallEnv, EntityState, Limits, Message, RoleModule, Runtime};
@@ -16,10 +25,13 @@ use warren_testkit::RedisServer;
 const CLIENTS: u64 = 50;
 /// Messages per producer.
 const PER_CLIENT: u64 = 2_000;
+/// Requests of the raw XADD run.
+const RAW_REQUESTS: u64 = 200_000;
 
 fn raw_xadd(port: u16) -> (f64, f64) {
     let out = std::process::Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-c", "50", "-n", "200000", "--csv", "XADD", "bench:raw", "*", "f"])
+        .args(["-p", &port.to_string(), "-c", &CLIENTS.to_string(), "-n", &RAW_REQUESTS.to_string(), "--csv"])
+        .args(["XADD", "bench:raw", "*", "f"])
         .arg("x".repeat(64))
         .output()
         .expect("redis-benchmark must be installed (tools/setup.sh installs redis-tools)");
@@ -29,97 +41,324 @@ fn raw_xadd(port: u16) -> (f64, f64) {
     (cols[0], cols[5]) // requests per second, p99 ms
 }
 
+/// Redis's CPU time (user + sys, µs) and per-command call counts and µs, from `INFO`.
+struct RedisStats {
+    cpu_us: f64,
+    commands: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+fn redis_stats(url: &str) -> RedisStats {
+    let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("stats connection");
+    let info: String = redis::cmd("INFO").arg("all").query(&mut conn).expect("INFO");
+    let mut cpu_us = 0.0;
+    let mut commands = std::collections::BTreeMap::new();
+    for line in info.lines() {
+        if let Some(v) = line.strip_prefix("used_cpu_user:").or_else(|| line.strip_prefix("used_cpu_sys:")) {
+            cpu_us += v.trim().parse::<f64>().unwrap_or(0.0) * 1e6;
+        }
+        if let Some(rest) = line.strip_prefix("cmdstat_") {
+            let (name, fields) = rest.split_once(':').unwrap_or_default();
+            let get = |k: &str| {
+                fields.split(',').find_map(|f| f.strip_prefix(k)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            };
+            commands.insert(name.to_owned(), (get("calls=") as u64, get("usec=") as u64));
+        }
+    }
+    RedisStats { cpu_us, commands }
+}
+
+/// This process's CPU time (user + sys), µs.
+fn own_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // Fields 14 and 15 (utime, stime) in clock ticks; `after` starts at field 3.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) * 1e6 / 100.0
+}
+
+/// The machine's busy CPU time (all cores, every process, µs), from /proc/stat.
+fn machine_busy_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or("");
+    let f: Vec<f64> = cpu.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0.0)).collect();
+    // user nice system idle iowait irq softirq: all but idle and iowait are busy.
+    let busy: f64 = f.iter().take(7).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+    busy * 1e6 / 100.0
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn consume(bus: Bus, logic: Arc<LogicPool<Baseapp>>, player: u64, start: Instant, n: u64) -> Vec<u64> {
+/// Most messages a consumer takes in one read, as a player's session does.
+const BATCH: usize = 32;
+/// The lease holder (this "host") of every bench player.
+const HOLDER: &str = "bench-host";
+
+/// How a player's consumer learns of its messages.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// No lease: the consumer waits in a blocking read of its queue; unfenced commits.
+    Unleased,
+    /// As a baseapp's session: the player leased by this host, each send ringing its
+    /// doorbell, the queue read without blocking when rung (and at once again after a full
+    /// batch), commits fenced with the lease's token.
+    Session,
+}
+
+/// A player's consumer: reads its queue, runs each batch's handlers in order in one
+/// blocking task, and commits each message's effects with its ack, in order. (Sessions and
+/// group workers still run one blocking task per message.)
+async fn consume(
+    bus: Bus,
+    logic: Arc<LogicPool<Baseapp>>,
+    player: u64,
+    fence: Option<u64>,
+    watch: Option<Watch>,
+    start: Instant,
+    n: u64,
+) -> Vec<u64> {
     let queue = Address::Player(player);
     let mut state = EntityState::new();
     let mut latencies = Vec::with_capacity(n as usize);
     while (latencies.len() as u64) < n {
-        for d in bus.read(&queue, 32, Duration::from_millis(200)).await.expect("read") {
-            let sent_us: u64 = String::from_utf8_lossy(&d.envelope.body).trim_matches('"').parse().expect("send time");
-            let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
-            let msg = Message { sender: None, kind: d.envelope.kind.clone(), body: d.envelope.body.clone() };
-            let (s, result) = logic
+        let batch = match &watch {
+            Some(_) => bus.read(&queue, BATCH, Duration::ZERO).await.expect("read"),
+            None => bus.read(&queue, BATCH, Duration::from_millis(200)).await.expect("read"),
+        };
+        let full = batch.len() >= BATCH;
+        if !batch.is_empty() {
+            // The batch's handlers run in turn in one blocking task, each over the state the
+            // ones before it left; their effects are committed afterwards, in order.
+            let calls: Vec<(CallEnv, Message)> = batch
+                .iter()
+                .map(|d| {
+                    let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
+                    (env, Message { sender: None, kind: d.envelope.kind.clone(), body: d.envelope.body.clone() })
+                })
+                .collect();
+            let (s, results) = logic
                 .run(move |inst| {
                     let mut s = state;
-                    let r = inst.on_message(&mut s, env, player, &msg);
-                    (s, r)
+                    let mut results = Vec::with_capacity(calls.len());
+                    for (env, msg) in &calls {
+                        let r = inst.on_message(&mut s, *env, player, msg);
+                        if let Ok(effects) = &r {
+                            effects.apply_to(&mut s);
+                        }
+                        results.push(r);
+                    }
+                    (s, results)
                 })
                 .await;
             state = s;
-            let effects = result.expect("the handler succeeds");
-            let sends = outbound(&queue, &effects);
-            let commit =
-                Commit { owner: queue.clone(), writes: effects.writes.clone(), sends, ack: Some(d.id), fence: None };
-            bus.commit(commit).await.expect("commit");
-            effects.apply_to(&mut state);
-            latencies.push(start.elapsed().as_micros() as u64 - sent_us);
+            for (d, result) in batch.into_iter().zip(results) {
+                let sent_us: u64 =
+                    std::str::from_utf8(&d.envelope.body).ok().and_then(|t| t.parse().ok()).expect("time");
+                let effects = result.expect("the handler succeeds");
+                let sends = outbound(&queue, &effects);
+                let commit = Commit { owner: queue.clone(), writes: effects.writes, sends, ack: Some(d.id), fence };
+                bus.commit(commit).await.expect("commit");
+                latencies.push(start.elapsed().as_micros() as u64 - sent_us);
+            }
+        }
+        // As a session: read again at once after a full batch, else wait for the doorbell.
+        if let Some(watch) = &watch
+            && !full
+            && (latencies.len() as u64) < n
+        {
+            tokio::select! {
+                _ = watch.rung() => {}
+                _ = tokio::time::sleep(SWEEP) => {}
+            }
         }
     }
     latencies
 }
 
+/// What one run of the bus path measured.
+struct BusRun {
+    /// Messages handled per second.
+    rps: f64,
+    /// Enqueue → committed latency, µs.
+    p50: u64,
+    p99: u64,
+    /// Messages handled.
+    handled: usize,
+    /// This process's CPU time during the run, µs.
+    host_cpu: f64,
+    /// The machine's busy CPU time during the run (every process), µs.
+    machine_cpu: f64,
+    /// Redis's CPU time and command counts, before and after the run.
+    redis_before: RedisStats,
+    redis_after: RedisStats,
+}
+
+/// One run of the bus path: `CLIENTS` producers each send `PER_CLIENT` messages of 64 bytes
+/// to their own player, whose consumer handles them.
+async fn run_bus(url: &str, mode: Mode, first_player: u64) -> BusRun {
+    let bus = Bus::redis(url).await.expect("connect");
+    let runtime = Runtime::new(Limits::default()).expect("runtime");
+    let module = runtime.load::<Baseapp>(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).expect("load");
+    let logic = LogicPool::new(RoleModule::new(module));
+    let players: Vec<u64> = (first_player..first_player + CLIENTS).collect();
+    let bells = (mode == Mode::Session).then(|| Doorbells::start(bus.clone(), HOLDER.into()));
+    let mut leases = Vec::new();
+    for &p in &players {
+        leases.push(match mode {
+            Mode::Unleased => None,
+            Mode::Session => {
+                let ttl = Duration::from_secs(60);
+                let held = Held::acquire(&bus, &Address::Player(p), HOLDER, ttl).await.expect("lease");
+                Some(held.expect("the lease is free"))
+            }
+        });
+    }
+    let redis_before = redis_stats(url);
+    let start = Instant::now();
+    let host_cpu = own_cpu_us();
+    let machine_cpu = machine_busy_us();
+    let consumers: Vec<_> = players
+        .iter()
+        .zip(&leases)
+        .map(|(&p, held)| {
+            let fence = held.as_ref().map(Held::token);
+            let watch = bells.as_ref().map(|bells| bells.watch(Address::Player(p)));
+            tokio::spawn(consume(bus.clone(), logic.clone(), p, fence, watch, start, PER_CLIENT))
+        })
+        .collect();
+    let producers: Vec<_> = players
+        .iter()
+        .map(|&p| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                for _ in 0..PER_CLIENT {
+                    // 64 bytes, as the raw XADD's value: the send time, zero-padded.
+                    let body = format!("{:064}", start.elapsed().as_micros()).into_bytes();
+                    let msg = Outbound { to: Address::Player(p), sender: None, kind: "bench".into(), body };
+                    bus.send(msg).await.expect("send");
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.expect("producer");
+    }
+    let mut latencies = Vec::new();
+    for c in consumers {
+        latencies.extend(c.await.expect("consumer"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let host_cpu = own_cpu_us() - host_cpu;
+    let machine_cpu = machine_busy_us() - machine_cpu;
+    let redis_after = redis_stats(url);
+    for held in leases.into_iter().flatten() {
+        held.release(&bus).await;
+    }
+    latencies.sort_unstable();
+    let handled = latencies.len();
+    BusRun {
+        rps: handled as f64 / elapsed,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        handled,
+        host_cpu,
+        machine_cpu,
+        redis_before,
+        redis_after,
+    }
+}
+
+/// Prints one run's figures for people.
+fn report(title: &str, run: &BusRun, raw_rps: f64, raw_redis_us: f64) {
+    let per_msg = |x: f64| x / run.handled as f64;
+    println!("{title}");
+    println!(
+        "  {:>10.0} msg/s   ratio to raw XADD {:.3}   p50 {:.2} ms   p99 {:.2} ms",
+        run.rps,
+        run.rps / raw_rps,
+        run.p50 as f64 / 1000.0,
+        run.p99 as f64 / 1000.0
+    );
+    println!(
+        "  CPU per message: redis-server {:.1} µs (raw XADD: {raw_redis_us:.1} µs a request), bench process {:.1} µs, \
+         other processes {:.1} µs",
+        run.redis_us(),
+        run.host_us(),
+        run.other_us()
+    );
+    println!("  Redis commands per message (calls, µs inside the command; a script's include its commands'):");
+    for (name, (calls, usec)) in &run.redis_after.commands {
+        let (c0, u0) = run.redis_before.commands.get(name).copied().unwrap_or((0, 0));
+        if per_msg((calls - c0) as f64) >= 0.01 {
+            let (calls, usec) = (per_msg((calls - c0) as f64), per_msg((usec - u0) as f64));
+            println!("    {name:<16} {calls:>6.3} calls  {usec:>6.2} µs");
+        }
+    }
+}
+
+/// Prints one run's figures as `name=value` lines, each name prefixed with `prefix`.
+fn figures(prefix: &str, run: &BusRun, raw_rps: f64) {
+    println!("{prefix}msgs_per_s={:.0}", run.rps);
+    println!("{prefix}vs_raw_xadd_ratio={:.3}", run.rps / raw_rps);
+    println!("{prefix}p50_ms={:.2}", run.p50 as f64 / 1000.0);
+    println!("{prefix}p99_ms={:.2}", run.p99 as f64 / 1000.0);
+    println!("{prefix}redis_cpu_us_per_msg={:.1}", run.redis_us());
+    println!("{prefix}host_cpu_us_per_msg={:.1}", run.host_us());
+    println!("{prefix}other_cpu_us_per_msg={:.1}", run.other_us());
+}
+
+impl BusRun {
+    /// redis-server's CPU time per message, µs.
+    fn redis_us(&self) -> f64 {
+        (self.redis_after.cpu_us - self.redis_before.cpu_us) / self.handled as f64
+    }
+
+    /// This process's CPU time per message, µs.
+    fn host_us(&self) -> f64 {
+        self.host_cpu / self.handled as f64
+    }
+
+    /// Other processes' CPU time per message (the machine's, less Redis's and this
+    /// process's), µs: about 0 on a quiet machine, within the 10 ms resolution of the counts.
+    fn other_us(&self) -> f64 {
+        self.machine_cpu / self.handled as f64 - self.host_us() - self.redis_us()
+    }
+}
+
 fn main() {
     let server = RedisServer::start();
+    let before_raw = redis_stats(&server.url);
     let (raw_rps, raw_p99) = raw_xadd(server.port);
+    let after_raw = redis_stats(&server.url);
+    let raw_redis_us = (after_raw.cpu_us - before_raw.cpu_us) / RAW_REQUESTS as f64;
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
-    let (rps, p50, p99, handled) = rt.block_on(async {
-        let bus = Bus::redis(&server.url).await.expect("connect");
-        let runtime = Runtime::new(Limits::default()).expect("runtime");
-        let module = runtime.load::<Baseapp>(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).expect("load");
-        let logic = LogicPool::new(RoleModule::new(module));
-        let start = Instant::now();
-        let consumers: Vec<_> =
-            (1..=CLIENTS).map(|p| tokio::spawn(consume(bus.clone(), logic.clone(), p, start, PER_CLIENT))).collect();
-        let producers: Vec<_> = (1..=CLIENTS)
-            .map(|p| {
-                let bus = bus.clone();
-                tokio::spawn(async move {
-                    for _ in 0..PER_CLIENT {
-                        let sent = start.elapsed().as_micros().to_string();
-                        let msg = Outbound {
-                            to: Address::Player(p),
-                            sender: None,
-                            kind: "bench".into(),
-                            body: sent.into_bytes(),
-                        };
-                        bus.send(msg).await.expect("send");
-                    }
-                })
-            })
-            .collect();
-        for p in producers {
-            p.await.expect("producer");
-        }
-        let mut latencies = Vec::new();
-        for c in consumers {
-            latencies.extend(c.await.expect("consumer"));
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        latencies.sort_unstable();
-        let handled = latencies.len();
-        (handled as f64 / elapsed, percentile(&latencies, 0.5), percentile(&latencies, 0.99), handled)
-    });
+    let unleased = rt.block_on(run_bus(&server.url, Mode::Unleased, 1));
+    let session = rt.block_on(run_bus(&server.url, Mode::Session, 1 + CLIENTS));
 
-    let ratio = rps / raw_rps;
-    println!(
-        "Player->player messages through Redis ({CLIENTS} players, {handled} messages, wasm handler, atomic commit)"
+    let ratio = unleased.rps / raw_rps;
+    println!("raw XADD (redis-benchmark -c {CLIENTS}, 64-byte value, same server)");
+    println!("  {raw_rps:>10.0} req/s   p99 {raw_p99:.2} ms   redis-server CPU {raw_redis_us:.1} µs a request");
+    report(
+        &format!(
+            "warren bus: player->player ({CLIENTS} players, {} messages, wasm handler, atomic commit)",
+            unleased.handled
+        ),
+        &unleased,
+        raw_rps,
+        raw_redis_us,
     );
-    println!(
-        "  warren bus        {rps:>10.0} msg/s   p50 {:.2} ms   p99 {:.2} ms",
-        p50 as f64 / 1000.0,
-        p99 as f64 / 1000.0
+    report(
+        "warren bus as a baseapp session: players leased, each send rings the doorbell, reads when rung, fenced commits",
+        &session,
+        raw_rps,
+        raw_redis_us,
     );
-    println!("  raw XADD -c 50    {raw_rps:>10.0} req/s   p99 {raw_p99:.2} ms (redis-benchmark, same server)");
-    println!("  ratio {ratio:.3} (target >= 0.5)");
-    println!("bus_msgs_per_s={rps:.0}");
+    println!("ratio {ratio:.3} (target >= 0.5)");
+    figures("bus_", &unleased, raw_rps);
+    figures("bus_session_", &session, raw_rps);
     println!("raw_xadd_per_s={raw_rps:.0}");
-    println!("bus_vs_raw_xadd_ratio={ratio:.3}");
-    println!("bus_p50_ms={:.2}", p50 as f64 / 1000.0);
-    println!("bus_p99_ms={:.2}", p99 as f64 / 1000.0);
     println!("raw_xadd_p99_ms={raw_p99:.2}");
+    println!("raw_redis_cpu_us_per_xadd={raw_redis_us:.1}");
 }
