@@ -3,7 +3,7 @@
 //!
 //! One interface, [`Bus`], over two backends: Redis, the cluster's message center, and an
 //! embedded one, in-process, for `warren dev` and unit tests. One conformance suite
-//! (`tests/conformance.rs`) runs against both.
+//! (`tests/conformance/`) runs against every backend.
 //!
 //! The promises:
 //! - A message is delivered at least once: it stays pending until acknowledged.

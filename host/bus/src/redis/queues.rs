@@ -1,0 +1,279 @@
+//! Queues: sending, doorbells, reading, committing and relaying.
+
+use super::*;
+
+impl RedisBus {
+    pub(crate) async fn send(&self, msg: Outbound) -> Result<MessageId, BusError> {
+        let mid = format!("x/{:016x}{:016x}", random_u64(), now_ms());
+        let sender = msg.sender.as_ref().map(Address::tag).unwrap_or_default();
+        self.append(&msg.to, &msg.kind, &msg.body, &sender, &mid).await
+    }
+
+    /// Appends a message for `to` to its queue with its time, seed and unique id, and
+    /// rings the doorbell of the holder of the lease on the queue's owner.
+    ///
+    /// One request, a pipeline: the XADD, then a GET of the lease, then (on one server)
+    /// the ring of the holder this bus saw last for the queue, so that the usual send is one
+    /// round trip. The ring follows the append on the server, so the holder finds the
+    /// message when it reads. Only if the lease names another holder (or none) is the right
+    /// one rung afterwards, as the cluster always does (a doorbell lives in another slot):
+    /// a holder that just lost a queue may be rung once for nothing, which a doorbell allows
+    /// (a queue may be named with nothing new). The XADD and the GET are not one atomic
+    /// step; they need not be: a lease that changes right after the GET would change as
+    /// well right after an atomic step, and a new holder reads the queue when it takes it.
+    pub(super) async fn append(
+        &self,
+        to: &Address,
+        kind: &str,
+        body: &[u8],
+        sender: &str,
+        mid: &str,
+    ) -> Result<MessageId, BusError> {
+        let queue = crate::queue_of(to, self.groups);
+        let tag = queue.tag();
+        let guess = match self.conn {
+            Conn::Cluster(_) => None,
+            _ => self.holders.lock().unwrap_or_else(|e| e.into_inner()).get(&tag).cloned(),
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD").arg(self.queue_key(&queue)).arg("*");
+        pipe.arg("d").arg(to.tag()).arg("k").arg(kind).arg("b").arg(body).arg("f").arg(sender);
+        pipe.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("m").arg(mid);
+        pipe.get(self.owner_key(&queue, "lease"));
+        if let Some(holder) = &guess {
+            pipe.rpush(self.bell_key(holder), &tag).ignore();
+        }
+        let (id, held): (MessageId, Option<String>) =
+            pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let holder = held.and_then(|h| h.split_once(' ').map(|(holder, _)| holder.to_owned()));
+        if holder != guess {
+            if let Some(holder) = &holder {
+                let _: () = self.conn.clone().rpush(self.bell_key(holder), &tag).await.map_err(unavailable)?;
+            }
+            if !matches!(self.conn, Conn::Cluster(_)) {
+                let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+                if holders.len() >= MAX_HOLDERS {
+                    holders.clear();
+                }
+                match holder {
+                    Some(holder) => holders.insert(tag, holder),
+                    None => holders.remove(&tag),
+                };
+            }
+        }
+        Ok(id)
+    }
+
+    /// Rings the doorbell named in a REPLAY_LUA reply (`[id, holder?]`); returns the id.
+    pub(super) async fn ring(&self, queue: &Address, mut reply: Vec<String>) -> Result<MessageId, BusError> {
+        if let Some(holder) = reply.get(1) {
+            let _: () = self.conn.clone().rpush(self.bell_key(holder), queue.tag()).await.map_err(unavailable)?;
+        }
+        if reply.is_empty() {
+            return Err(BusError::Unavailable("append returned no id".into()));
+        }
+        Ok(reply.swap_remove(0))
+    }
+
+    pub(crate) async fn doorbell(&self, holder: &str, wait: Duration) -> Result<Vec<Address>, BusError> {
+        let key = self.bell_key(holder);
+        let first: Option<(String, String)> =
+            self.blocking(redis::Cmd::blpop(&key, wait.as_secs_f64().max(0.001)), wait).await?;
+        let Some((_, first)) = first else { return Ok(Vec::new()) };
+        let rest: Option<Vec<String>> =
+            redis::cmd("LPOP").arg(&key).arg(4096).query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let mut queues: Vec<Address> =
+            std::iter::once(first).chain(rest.unwrap_or_default()).filter_map(|t| Address::from_tag(&t)).collect();
+        queues.sort();
+        queues.dedup();
+        Ok(queues)
+    }
+
+    pub(crate) async fn lease_holder(&self, owner: &Address) -> Result<Option<(String, u64)>, BusError> {
+        let held: Option<String> = self.conn.clone().get(self.owner_key(owner, "lease")).await.map_err(unavailable)?;
+        Ok(held.and_then(|h| {
+            let (holder, token) = h.split_once(' ')?;
+            Some((holder.to_owned(), token.parse().ok()?))
+        }))
+    }
+
+    pub(crate) async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        let key = self.queue_key(queue);
+        self.ensure_group(&key).await?;
+        let mut opts = StreamReadOptions::default().group(GROUP, &self.consumer).count(max.max(1));
+        let reply: redis::Value = if wait.is_zero() {
+            self.conn.clone().xread_options(&[&key], &[">"], &opts).await.map_err(unavailable)?
+        } else {
+            opts = opts.block(wait.as_millis().max(1) as usize);
+            self.blocking(redis::Cmd::xread_options(&[&key], &[">"], &opts), wait).await?
+        };
+        // One key asked: `[[key, entries]]` (or a map of it), or nil when nothing came.
+        let entries = match reply {
+            redis::Value::Array(keys) => keys.into_iter().next().and_then(|k| match k {
+                redis::Value::Array(k) => k.into_iter().nth(1),
+                _ => None,
+            }),
+            redis::Value::Map(keys) => keys.into_iter().next().map(|(_, entries)| entries),
+            _ => None,
+        };
+        let entries = entries.map(stream_entries).unwrap_or_default();
+        self.handed_out(&key, queue, entries, |_| 1).await
+    }
+
+    pub(crate) async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
+        let key = self.queue_key(queue);
+        self.ensure_group(&key).await?;
+        // A new owner first finishes the old owner's relaying.
+        self.relay(queue).await?;
+        let mut conn = self.conn.clone();
+        // Take over everything pending in the group, whoever had it: `[next, entries, deleted]`.
+        let claimed: Vec<redis::Value> = redis::cmd("XAUTOCLAIM")
+            .arg(&key)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let entries = claimed.into_iter().nth(1).map(stream_entries).unwrap_or_default();
+        let counts: StreamPendingCountReply =
+            conn.xpending_count(&key, GROUP, "-", "+", 1000).await.map_err(unavailable)?;
+        let counts = counts.ids;
+        let attempts = |id: &str| counts.iter().find(|c| c.id == id).map(|c| c.times_delivered as u32).unwrap_or(1);
+        self.handed_out(&key, queue, entries, attempts).await
+    }
+
+    /// The deliveries of `entries`, just taken from `queue` (stream `key`), with their
+    /// attempts; remembers their unique ids for their commits. An entry that is not a
+    /// Warren message could never be acknowledged, and would keep the stream from being
+    /// trimmed past it (see COMMIT_LUA): it is acknowledged and deleted here, loudly.
+    pub(super) async fn handed_out(
+        &self,
+        key: &str,
+        queue: &Address,
+        entries: Vec<RawEntry>,
+        attempts: impl Fn(&str) -> u32,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut deliveries = Vec::with_capacity(entries.len());
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut foreign = Vec::new();
+        for (id, fields) in entries {
+            let tries = attempts(&id);
+            match delivery(id.clone(), fields, tries, queue) {
+                Some((d, mid)) => {
+                    ids.push((id, mid));
+                    deliveries.push(d);
+                }
+                None => foreign.push(id),
+            }
+        }
+        self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).remember(key, ids);
+        if !foreign.is_empty() {
+            tracing::error!(queue = key, ids = ?foreign, "queue entries that are not Warren messages dropped");
+            let mut conn = self.conn.clone();
+            let dropped: redis::RedisResult<()> = redis::pipe()
+                .xack(key, GROUP, &foreign)
+                .ignore()
+                .xdel(key, &foreign)
+                .ignore()
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = dropped {
+                // They stay pending; a later `read_pending` meets them again.
+                tracing::warn!(queue = key, error = %e, "entries that are not Warren messages not dropped yet");
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease).
+    /// ARGV: the acked message id (or empty), its unique id (or empty: the script reads
+    /// it), the time, the owner's tag, the fence token (or empty), the number of writes and
+    /// each as key, `s`/`d`, value, the number of sends and each as destination tag, kind,
+    /// body, sender tag, then the seen ids' retention (ms) and `1` if this commit trims.
+    pub(crate) async fn commit(&self, c: Commit) -> Result<(), BusError> {
+        let tag = c.owner.tag();
+        let ack = c.ack.clone().unwrap_or_default();
+        let mut inv = self.commit.prepare_invoke();
+        for suffix in ["q", "s", "o", "seen", "seq", "lease"] {
+            inv.key(self.owner_key(&c.owner, suffix));
+        }
+        let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
+        // The message's unique id, as this bus read it with the message (see `UniqueIds`);
+        // empty for a message it did not read: the script reads it itself.
+        let mid = match &c.ack {
+            Some(id) => {
+                let queue_key = self.queue_key(&c.owner);
+                self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&queue_key, id).unwrap_or_default()
+            }
+            None => String::new(),
+        };
+        inv.arg(&ack).arg(&mid).arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
+        for (key, value) in &c.writes {
+            match value {
+                Some(v) => inv.arg(key).arg("s").arg(v.as_slice()),
+                None => inv.arg(key).arg("d").arg(""),
+            };
+        }
+        inv.arg(c.sends.len());
+        for s in &c.sends {
+            let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
+            inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender);
+        }
+        // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
+        let trim = self.commits.fetch_add(1, Ordering::Relaxed).is_multiple_of(TRIM_EVERY);
+        inv.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
+        let result: redis::RedisResult<String> = inv.invoke_async(&mut self.conn.clone()).await;
+        match result {
+            // A relayed copy of a message already applied: acknowledged, nothing applied.
+            // The caller must not apply the effects it computed either.
+            Ok(reply) if reply == "DUPLICATE" => {
+                return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
+            }
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("NOTPENDING") => {
+                return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
+            }
+            Err(e) if e.to_string().contains("STALE") => {
+                return Err(BusError::StaleOwner { owner: tag, token: c.fence.unwrap_or_default() });
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+        // What an earlier owner left in the outbox is relayed when a new owner takes the
+        // queue over (`read_pending`); here, only when this commit sent something.
+        if c.sends.is_empty() { Ok(()) } else { self.relay(&c.owner).await }
+    }
+
+    /// Moves the owner's outbox to the destination queues. Safe to run twice: a message
+    /// appended twice carries one id, and the receiver applies it once.
+    pub(crate) async fn relay(&self, owner: &Address) -> Result<(), BusError> {
+        let outbox = self.owner_key(owner, "o");
+        loop {
+            let batch: StreamRangeReply =
+                self.conn.clone().xrange_count(&outbox, "-", "+", 100).await.map_err(unavailable)?;
+            let batch = batch.ids;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for entry in &batch {
+                let get = |f: &str| field(entry, f).unwrap_or_default();
+                let to = String::from_utf8_lossy(&get("to")).into_owned();
+                let Some(dest) = Address::from_tag(&to) else {
+                    // Only this code writes outboxes; an entry it cannot read is dropped
+                    // loudly rather than blocking the owner's outbox forever.
+                    tracing::error!(outbox, to, "outbox entry for an unknown address dropped");
+                    let _: u64 = self.conn.clone().xdel(&outbox, &[&entry.id]).await.map_err(unavailable)?;
+                    continue;
+                };
+                let kind = String::from_utf8_lossy(&get("k")).into_owned();
+                let sender = String::from_utf8_lossy(&get("f")).into_owned();
+                let mid = String::from_utf8_lossy(&get("m")).into_owned();
+                self.append(&dest, &kind, &get("b"), &sender, &mid).await?;
+                let _: u64 = self.conn.clone().xdel(&outbox, &[&entry.id]).await.map_err(unavailable)?;
+            }
+        }
+    }
+}

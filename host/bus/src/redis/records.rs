@@ -1,0 +1,175 @@
+//! Everything beside the queues: dead letters, leases, membership, state, accounts and
+//! modules.
+
+use super::*;
+
+impl RedisBus {
+    pub(crate) async fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
+        self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&self.queue_key(queue), &delivery.id);
+        let result: redis::RedisResult<String> = self
+            .dead_letter
+            .key(self.queue_key(queue))
+            .key(self.owner_key(queue, "dead"))
+            .arg(&delivery.id)
+            .arg(error)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("NOTPENDING") => {
+                return Err(BusError::NotPending { queue: queue.tag(), id: delivery.id.clone() });
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+        // The index lives in a slot of its own; a crash before this line leaves a dead
+        // letter that `dead_letters(queue)` shows but the index does not list.
+        let _: () = self.conn.clone().sadd(self.key(DEAD_INDEX), queue.tag()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn dead_letter_queues(&self) -> Result<Vec<Address>, BusError> {
+        let tags: Vec<String> = self.conn.clone().smembers(self.key(DEAD_INDEX)).await.map_err(unavailable)?;
+        let mut queues: Vec<Address> = tags.iter().filter_map(|t| Address::from_tag(t)).collect();
+        queues.sort();
+        Ok(queues)
+    }
+
+    pub(crate) async fn replay_dead_letter(&self, queue: &Address, id: &str) -> Result<Option<MessageId>, BusError> {
+        let tag = queue.tag();
+        let dead = self.owner_key(queue, "dead");
+        let reply: Vec<String> = self
+            .replay
+            .key(self.queue_key(queue))
+            .key(&dead)
+            .key(self.owner_key(queue, "lease"))
+            .arg(id)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let new_id = self.ring(queue, reply).await?;
+        let left: u64 = self.conn.clone().xlen(&dead).await.map_err(unavailable)?;
+        if left == 0 {
+            let _: () = self.conn.clone().srem(self.key(DEAD_INDEX), &tag).await.map_err(unavailable)?;
+        }
+        Ok(Some(new_id))
+    }
+
+    pub(crate) async fn dead_letters(&self, queue: &Address) -> Result<Vec<DeadLetter>, BusError> {
+        let range: StreamRangeReply =
+            self.conn.clone().xrange_all(self.owner_key(queue, "dead")).await.map_err(unavailable)?;
+        Ok(range
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let text = |f: &str| field(&entry, f).map(|b| String::from_utf8_lossy(&b).into_owned());
+                let (id, error) = (text("id")?, text("err").unwrap_or_default());
+                let envelope = delivery(entry.id, entry.map, 0, queue)?.0.envelope;
+                Some(DeadLetter { queue: queue.clone(), id, envelope, error })
+            })
+            .collect())
+    }
+
+    pub(crate) async fn acquire_lease(
+        &self,
+        owner: &Address,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, BusError> {
+        let token: Option<u64> = self
+            .acquire
+            .key(self.owner_key(owner, "lease"))
+            .key(self.owner_key(owner, "fence"))
+            .arg(holder)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(token.map(|token| Lease { owner: owner.clone(), holder: holder.to_owned(), token }))
+    }
+
+    pub(super) async fn lease_op(&self, lease: &Lease, ttl: Duration, op: &str) -> Result<bool, BusError> {
+        let done: u32 = self
+            .lease
+            .key(self.owner_key(&lease.owner, "lease"))
+            .arg(format!("{} {}", lease.holder, lease.token))
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(op)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(done == 1)
+    }
+
+    pub(crate) async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, BusError> {
+        self.lease_op(lease, ttl, "renew").await
+    }
+
+    pub(crate) async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        self.lease_op(lease, Duration::ZERO, "release").await.map(drop)
+    }
+
+    pub(crate) async fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) -> Result<(), BusError> {
+        let expiry = now_ms() + ttl.as_millis() as u64;
+        let _: () = self.conn.clone().zadd(self.members_key(role), instance, expiry).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn leave(&self, role: &str, instance: &str) -> Result<(), BusError> {
+        let _: () = self.conn.clone().zrem(self.members_key(role), instance).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn members(&self, role: &str) -> Result<Vec<String>, BusError> {
+        // Expiry is each host's clock plus its ttl: hosts' clocks must agree to well within
+        // the ttl (NTP does).
+        let key = self.members_key(role);
+        let mut conn = self.conn.clone();
+        let _: () = conn.zrembyscore(&key, "-inf", now_ms()).await.map_err(unavailable)?;
+        let mut live: Vec<String> = conn.zrange(&key, 0, -1).await.map_err(unavailable)?;
+        live.sort();
+        Ok(live)
+    }
+
+    pub(crate) async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
+        let map: std::collections::HashMap<String, Vec<u8>> =
+            self.conn.clone().hgetall(self.owner_key(owner, "s")).await.map_err(unavailable)?;
+        Ok(map.into_iter().collect())
+    }
+
+    pub(crate) async fn account(&self, name: &str) -> Result<u64, BusError> {
+        self.account
+            .key(self.key("{accounts}:names"))
+            .key(self.key("{accounts}:next"))
+            .arg(name)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(crate) async fn publish_module(&self, role: &str, bytes: Vec<u8>) -> Result<String, BusError> {
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let mut conn = self.conn.clone();
+        let blob_key = self.key(format_args!("{{modules}}:blob:{digest}"));
+        let _: () = conn.set(blob_key, bytes).await.map_err(unavailable)?;
+        let _: () = conn.hset(self.key("{modules}:current"), role, &digest).await.map_err(unavailable)?;
+        let _: () = conn.publish(self.key(MODULES_CHANNEL), format!("{role} {digest}")).await.map_err(unavailable)?;
+        Ok(digest)
+    }
+
+    pub(crate) async fn module(&self, digest: &str) -> Result<Vec<u8>, BusError> {
+        let blob_key = self.key(format_args!("{{modules}}:blob:{digest}"));
+        let blob: Option<Vec<u8>> = self.conn.clone().get(blob_key).await.map_err(unavailable)?;
+        blob.ok_or_else(|| BusError::ModuleNotFound(digest.to_owned()))
+    }
+
+    pub(crate) async fn current_module(&self, role: &str) -> Result<Option<String>, BusError> {
+        self.conn.clone().hget(self.key("{modules}:current"), role).await.map_err(unavailable)
+    }
+
+    pub(crate) fn module_announcements(&self) -> broadcast::Receiver<ModuleAnnouncement> {
+        self.announcements.subscribe()
+    }
+}
