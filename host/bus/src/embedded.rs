@@ -51,12 +51,26 @@ struct Center {
     leases: HashMap<Address, (String, u64, std::time::Instant)>,
     /// The last fencing token handed out per owner (tokens only grow).
     fences: HashMap<Address, u64>,
-    /// Live members per role: instance and heartbeat expiry.
-    members: HashMap<String, BTreeMap<String, std::time::Instant>>,
+    /// Live members per role, by instance.
+    members: HashMap<String, BTreeMap<String, Member>>,
+    /// The last id handed out per named counter.
+    counters: HashMap<String, u64>,
+    /// Registries of live entities: per registry, each entity's value by id.
+    registries: HashMap<String, BTreeMap<u64, String>>,
+    /// The cluster secret, made by the first caller.
+    secret: Option<[u8; crate::CLUSTER_SECRET_LEN]>,
     /// Per lease holder: the queues that got messages since it last looked, and its wake-up.
     bells: HashMap<String, Bell>,
     /// How many groups guilds are split into.
     groups: u32,
+}
+
+/// A member of a role: until when it is alive, and its latest report.
+struct Member {
+    /// When its heartbeat expires.
+    expiry: std::time::Instant,
+    /// Its latest report in this membership (dropped when the membership lapses).
+    report: Option<Vec<u8>>,
 }
 
 /// A lease holder's doorbell.
@@ -66,9 +80,28 @@ struct Bell {
     wake: Arc<Notify>,
 }
 
+/// A bus operation that a test can make fail ([`EmbeddedBus::fail_next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// [`crate::Bus::send`].
+    Send,
+    /// [`crate::Bus::read`].
+    Read,
+    /// [`crate::Bus::read_pending`].
+    ReadPending,
+    /// [`crate::Bus::load_state`].
+    LoadState,
+    /// [`crate::Bus::commit`].
+    Commit,
+    /// [`crate::Bus::dead_letter`].
+    DeadLetter,
+}
+
 /// The in-process message center.
 pub struct EmbeddedBus {
     center: Mutex<Center>,
+    /// Failures a test asked for: how many of the next calls of each operation fail.
+    faults: Mutex<HashMap<Op, u32>>,
     announcements: broadcast::Sender<ModuleAnnouncement>,
     pub(crate) groups: u32,
 }
@@ -77,7 +110,30 @@ impl EmbeddedBus {
     pub(crate) fn new(groups: u32) -> EmbeddedBus {
         let groups = groups.max(1);
         let center = Center { groups, ..Center::default() };
-        EmbeddedBus { center: Mutex::new(center), announcements: broadcast::channel(64).0, groups }
+        EmbeddedBus {
+            center: Mutex::new(center),
+            faults: Mutex::default(),
+            announcements: broadcast::channel(64).0,
+            groups,
+        }
+    }
+
+    /// Makes the next `times` calls of `op` fail with [`BusError::Unavailable`] and do
+    /// nothing, as a Redis that went away would: for tests of the code above the bus.
+    pub fn fail_next(&self, op: Op, times: u32) {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).insert(op, times);
+    }
+
+    /// Fails if a test asked this call of `op` to fail.
+    pub(crate) fn check(&self, op: Op) -> Result<(), BusError> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        match faults.get_mut(&op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(BusError::Unavailable(format!("injected fault in {op:?}")))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -293,9 +349,20 @@ impl EmbeddedBus {
         }
     }
 
-    pub(crate) fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) {
-        let expiry = std::time::Instant::now() + ttl;
-        self.lock().members.entry(role.to_owned()).or_default().insert(instance.to_owned(), expiry);
+    /// Keeps `instance` alive for `ttl` more and, with `report`, replaces its report. A
+    /// membership that had lapsed starts again without the report it had.
+    pub(crate) fn heartbeat(&self, role: &str, instance: &str, ttl: Duration, report: Option<&[u8]>) {
+        let now = std::time::Instant::now();
+        let mut center = self.lock();
+        let members = center.members.entry(role.to_owned()).or_default();
+        let member = members.entry(instance.to_owned()).or_insert(Member { expiry: now, report: None });
+        if member.expiry <= now {
+            member.report = None;
+        }
+        member.expiry = now + ttl;
+        if let Some(report) = report {
+            member.report = Some(report.to_vec());
+        }
     }
 
     pub(crate) fn leave(&self, role: &str, instance: &str) {
@@ -308,8 +375,58 @@ impl EmbeddedBus {
         let now = std::time::Instant::now();
         let mut center = self.lock();
         let Some(m) = center.members.get_mut(role) else { return Vec::new() };
-        m.retain(|_, expiry| *expiry > now);
+        m.retain(|_, member| member.expiry > now);
         m.keys().cloned().collect()
+    }
+
+    pub(crate) fn reports(&self, role: &str) -> Vec<(String, Vec<u8>)> {
+        let now = std::time::Instant::now();
+        let mut center = self.lock();
+        let Some(m) = center.members.get_mut(role) else { return Vec::new() };
+        m.retain(|_, member| member.expiry > now);
+        m.iter().filter_map(|(instance, member)| Some((instance.clone(), member.report.clone()?))).collect()
+    }
+
+    pub(crate) fn ring(&self, holder: &str, queue: &Address) {
+        let mut center = self.lock();
+        let bell = center.bells.entry(holder.to_owned()).or_default();
+        bell.rung.insert(queue.clone());
+        bell.wake.notify_one();
+    }
+
+    pub(crate) fn next_id(&self, counter: &str) -> u64 {
+        let mut center = self.lock();
+        let last = center.counters.entry(counter.to_owned()).or_default();
+        *last += 1;
+        *last
+    }
+
+    pub(crate) fn register(&self, registry: &str, id: u64, value: &str) {
+        self.lock().registries.entry(registry.to_owned()).or_default().insert(id, value.to_owned());
+    }
+
+    pub(crate) fn unregister(&self, registry: &str, id: u64) {
+        if let Some(r) = self.lock().registries.get_mut(registry) {
+            r.remove(&id);
+        }
+    }
+
+    pub(crate) fn registered(&self, registry: &str) -> Vec<(u64, String)> {
+        let center = self.lock();
+        let Some(r) = center.registries.get(registry) else { return Vec::new() };
+        r.iter().map(|(id, value)| (*id, value.clone())).collect()
+    }
+
+    pub(crate) fn cluster_secret(&self) -> Result<Vec<u8>, BusError> {
+        let mut center = self.lock();
+        if let Some(secret) = center.secret {
+            return Ok(secret.to_vec());
+        }
+        let mut secret = [0u8; crate::CLUSTER_SECRET_LEN];
+        getrandom::fill(&mut secret)
+            .map_err(|e| BusError::Unavailable(format!("no randomness for the secret: {e}")))?;
+        center.secret = Some(secret);
+        Ok(secret.to_vec())
     }
 
     pub(crate) fn load_state(&self, owner: &Address) -> EntityState {

@@ -16,6 +16,13 @@
 //!   ([`Bus::doorbell`]), so one host waits for thousands of queues with one blocking read.
 //! - Modules are stored by sha256; the role's current version is a pointer; moving it is
 //!   announced to every host.
+//! - Membership is by heartbeat ([`Bus::heartbeat`], [`Bus::members`], [`Bus::leave`]); a
+//!   member may also [`Bus::report`] its load, which [`Bus::reports`] lists for the live
+//!   members only.
+//! - What battleapps coordinate with: ids from named counters that never repeat
+//!   ([`Bus::next_id`]), registries of live entities ([`Bus::register`],
+//!   [`Bus::registered`]), a doorbell rung by hand ([`Bus::ring`]: a new room handed to
+//!   its battleapp) and one secret per cluster for signing tickets ([`Bus::cluster_secret`]).
 
 mod balance;
 mod embedded;
@@ -23,7 +30,7 @@ mod redis;
 mod types;
 
 pub use balance::{assign_groups, group_of};
-pub use embedded::EmbeddedBus;
+pub use embedded::{EmbeddedBus, Op};
 pub use redis::{RedisBus, RedisOptions};
 pub use types::{
     Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
@@ -32,6 +39,9 @@ pub use types::{
 
 /// How many groups guilds are split into unless configured otherwise.
 pub const DEFAULT_GROUPS: u32 = 4096;
+
+/// How many bytes the cluster secret ([`Bus::cluster_secret`]) has.
+pub const CLUSTER_SECRET_LEN: usize = 32;
 
 /// The queue a message to `to` goes to, with guilds split into `groups` groups.
 pub fn queue_of(to: &Address, groups: u32) -> Address {
@@ -117,6 +127,22 @@ impl Bus {
         }
     }
 
+    /// Rings `holder`'s doorbell naming `queue`, whoever holds the lease on the queue's
+    /// owner (an append rings only that lease's holder): a later [`Bus::doorbell`] of
+    /// `holder` returns `queue` among its news, and a waiting one wakes. `queue` is named
+    /// as given (a guild's queue is its group's, see [`Bus::queue_of`]). Like any news on a
+    /// doorbell, a ring is heard once, by one waiter. Used to hand a new room to the
+    /// battleapp chosen to run it.
+    pub async fn ring(&self, holder: &str, queue: &Address) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.ring(holder, queue);
+                Ok(())
+            }
+            Bus::Redis(b) => b.ring_doorbell(holder, queue).await,
+        }
+    }
+
     /// Who holds the lease on `owner` now, and its token.
     pub async fn lease_holder(&self, owner: &Address) -> Result<Option<(String, u64)>, BusError> {
         match self {
@@ -147,7 +173,7 @@ impl Bus {
     /// seed (the handler's `now` and randomness, recorded so a replay is exact).
     pub async fn send(&self, msg: Outbound) -> Result<MessageId, BusError> {
         match self {
-            Bus::Embedded(b) => b.send(msg),
+            Bus::Embedded(b) => b.check(Op::Send).and_then(|()| b.send(msg)),
             Bus::Redis(b) => b.send(msg).await,
         }
     }
@@ -156,7 +182,10 @@ impl Bus {
     /// stay pending until a [`Commit`] acknowledges them.
     pub async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
         match self {
-            Bus::Embedded(b) => b.read(queue, max, wait).await,
+            Bus::Embedded(b) => {
+                b.check(Op::Read)?;
+                b.read(queue, max, wait).await
+            }
             Bus::Redis(b) => b.read(queue, max, wait).await,
         }
     }
@@ -165,7 +194,7 @@ impl Bus {
     /// (a new owner calls this before [`Bus::read`]).
     pub async fn read_pending(&self, queue: &Address) -> Result<Vec<Delivery>, BusError> {
         match self {
-            Bus::Embedded(b) => Ok(b.read_pending(queue)),
+            Bus::Embedded(b) => b.check(Op::ReadPending).map(|()| b.read_pending(queue)),
             Bus::Redis(b) => b.read_pending(queue).await,
         }
     }
@@ -173,7 +202,7 @@ impl Bus {
     /// Stores a handler's effects and acknowledges its message, atomically.
     pub async fn commit(&self, commit: Commit) -> Result<(), BusError> {
         match self {
-            Bus::Embedded(b) => b.commit(commit),
+            Bus::Embedded(b) => b.check(Op::Commit).and_then(|()| b.commit(commit)),
             Bus::Redis(b) => b.commit(commit).await,
         }
     }
@@ -182,7 +211,7 @@ impl Bus {
     /// it in the queue's dead-letter list, in one atomic step.
     pub async fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {
         match self {
-            Bus::Embedded(b) => b.dead_letter(queue, delivery, error),
+            Bus::Embedded(b) => b.check(Op::DeadLetter).and_then(|()| b.dead_letter(queue, delivery, error)),
             Bus::Redis(b) => b.dead_letter(queue, delivery, error).await,
         }
     }
@@ -224,17 +253,45 @@ impl Bus {
     }
 
     /// Says `instance` of `role` is alive for `ttl` more (hosts call it every few seconds).
+    /// A member keeps its latest [`Bus::report`] while its membership lasts; one that comes
+    /// back after its heartbeat expired (or after [`Bus::leave`]) has none until it reports.
     pub async fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) -> Result<(), BusError> {
         match self {
             Bus::Embedded(b) => {
-                b.heartbeat(role, instance, ttl);
+                b.heartbeat(role, instance, ttl, None);
                 Ok(())
             }
-            Bus::Redis(b) => b.heartbeat(role, instance, ttl).await,
+            Bus::Redis(b) => b.heartbeat(role, instance, ttl, None).await,
         }
     }
 
-    /// Takes `instance` out of `role`'s members at once (a host draining).
+    /// A heartbeat with a report: says `instance` of `role` is alive for `ttl` more,
+    /// exactly as [`Bus::heartbeat`] (it is a member [`Bus::members`] returns), and stores
+    /// `report` as its latest report (a host's load, e.g. JSON with its rooms and its URL),
+    /// replacing the one before. The report lasts as long as the membership: it is not
+    /// listed by [`Bus::reports`] once the heartbeat expires or the member leaves, and it
+    /// is gone when the member comes back.
+    pub async fn report(&self, role: &str, instance: &str, report: &[u8], ttl: Duration) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.heartbeat(role, instance, ttl, Some(report));
+                Ok(())
+            }
+            Bus::Redis(b) => b.heartbeat(role, instance, ttl, Some(report)).await,
+        }
+    }
+
+    /// The live members of `role` (as [`Bus::members`]) that have a report, each with its
+    /// latest one, sorted by instance name. A member whose heartbeat expired or that left
+    /// is not listed, and its report is dropped.
+    pub async fn reports(&self, role: &str) -> Result<Vec<(String, Vec<u8>)>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.reports(role)),
+            Bus::Redis(b) => b.reports(role).await,
+        }
+    }
+
+    /// Takes `instance` out of `role`'s members at once (a host draining), with its report.
     pub async fn leave(&self, role: &str, instance: &str) -> Result<(), BusError> {
         match self {
             Bus::Embedded(b) => {
@@ -256,7 +313,7 @@ impl Bus {
     /// The committed state of an entity (empty if it has none yet).
     pub async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
         match self {
-            Bus::Embedded(b) => Ok(b.load_state(owner)),
+            Bus::Embedded(b) => b.check(Op::LoadState).map(|()| b.load_state(owner)),
             Bus::Redis(b) => b.load_state(owner).await,
         }
     }
@@ -266,6 +323,63 @@ impl Bus {
         match self {
             Bus::Embedded(b) => Ok(b.account(name)),
             Bus::Redis(b) => b.account(name).await,
+        }
+    }
+
+    /// The next id of the named `counter`: 1, 2, 3, ... cluster-wide (on Redis, every
+    /// process of the namespace shares the counter), never handed out twice, also to
+    /// callers racing. Ids are not taken back: a caller that fails after this leaves a gap.
+    /// Counters are apart by name (battle rooms take theirs from one).
+    pub async fn next_id(&self, counter: &str) -> Result<u64, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.next_id(counter)),
+            Bus::Redis(b) => b.next_id(counter).await,
+        }
+    }
+
+    /// Sets entity `id` of `registry` to `value`, overwriting the value it had: a registry
+    /// lists live entities of one kind (which battle rooms exist, and which battleapp was
+    /// asked to run each). Registries are apart by name.
+    pub async fn register(&self, registry: &str, id: u64, value: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.register(registry, id, value);
+                Ok(())
+            }
+            Bus::Redis(b) => b.register(registry, id, value).await,
+        }
+    }
+
+    /// Takes entity `id` out of `registry`; nothing happens if it is not there.
+    pub async fn unregister(&self, registry: &str, id: u64) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.unregister(registry, id);
+                Ok(())
+            }
+            Bus::Redis(b) => b.unregister(registry, id).await,
+        }
+    }
+
+    /// Every entity of `registry` with its value, sorted by id (empty for a registry
+    /// nobody registered in).
+    pub async fn registered(&self, registry: &str) -> Result<Vec<(u64, String)>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.registered(registry)),
+            Bus::Redis(b) => b.registered(registry).await,
+        }
+    }
+
+    /// The cluster's secret: [`CLUSTER_SECRET_LEN`] random bytes (from the OS), made by
+    /// the first caller and the same for every later caller of the same cluster — on
+    /// Redis, every process of the namespace; embedded, this bus (another embedded bus
+    /// has another secret). For signing what one host hands out and another checks
+    /// (tickets to battle rooms). Kept in the message center like everything else: anyone
+    /// who can read Redis can read it.
+    pub async fn cluster_secret(&self) -> Result<Vec<u8>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.cluster_secret(),
+            Bus::Redis(b) => b.cluster_secret().await,
         }
     }
 

@@ -1,24 +1,21 @@
-//! End-to-end player→player messages on one Redis: a producer enqueues (`Bus::send`, an
-//! XADD), the receiving player's consumer takes it (`Bus::read`, XREADGROUP), runs the wasm
-//! handler (`LogicPool`), and commits the new state with the ack in one Lua step
-//! (`Bus::commit`). Printed beside a raw `redis-benchmark` XADD run against the same server,
-//! in the same run, with the same 64-byte payload.
-//!
-//! Two runs of the bus path, on fresh players: the headline one as the figure is defined
-//! (consumers wait in a blocking read; no lease), and one as a baseapp session works (the
-//! players leased, each send ringing the holder's doorbell, the queue read when rung,
-//! commits fenced). Each prints where the CPU went: redis-server's, this process's and
-//! other processes' CPU time per message, and Redis's commands per message (`INFO`).
+//! End-to-end player→player messages on one Redis, through the owner loop every role runs
+//! ([`occupy`] over an [`OwnedQueue`]): a producer enqueues (`Bus::send`, an XADD, which
+//! rings the doorbell of the player's lease holder), the receiving player's owner loop
+//! takes it (`Bus::read`, XREADGROUP), runs the wasm handler (`LogicPool`), and commits the
+//! new state with the ack in one fenced Lua step (`Bus::commit`). Printed beside a raw
+//! `redis-benchmark` XADD run against the same server, in the same run, with the same
+//! 64-byte payload, with where the CPU went: redis-server's, this process's and other
+//! processes' CPU time per message, and Redis's commands per message (`INFO`).
 //!
 //! `cargo bench -p warren --bench bus_path`; ends with `name=value` lines.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use warren::inbox::{Doorbells, SWEEP, Watch};
-use warren::lease::Held;
-use warren::logic::{LogicPool, outbound};
-use warren_bus::{Address, Bus, Commit, Outbound};
-use warren_runtime::{Baseapp, CallEnv, EntityState, Limits, Message, RoleModule, Runtime};
+use warren::mechanics::doorbell::Doorbells;
+use warren::mechanics::lease::Held;
+use warren::mechanics::logic::LogicPool;
+use warren::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy};
+use warren_bus::{Address, Bus, Delivery, Outbound};
+use warren_runtime::{Baseapp, Limits, RoleModule, Runtime};
 use warren_testkit::RedisServer;
 
 /// Concurrent players (consumers) and producers, as `redis-benchmark -c 50`.
@@ -95,85 +92,48 @@ const BATCH: usize = 32;
 /// The lease holder (this "host") of every bench player.
 const HOLDER: &str = "bench-host";
 
-/// How a player's consumer learns of its messages.
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// No lease: the consumer waits in a blocking read of its queue; unfenced commits.
-    Unleased,
-    /// As a baseapp's session: the player leased by this host, each send ringing its
-    /// doorbell, the queue read without blocking when rung (and at once again after a full
-    /// batch), commits fenced with the lease's token.
-    Session,
-}
-
-/// A player's consumer: reads its queue, runs each batch's handlers in order in one
-/// blocking task, and commits each message's effects with its ack, in order. (Sessions and
-/// group workers still run one blocking task per message.)
-async fn consume(
-    bus: Bus,
-    logic: Arc<LogicPool<Baseapp>>,
+/// A bench player's side of its owned queue: counts each committed message's latency and
+/// stops after `n`. Everything else — the doorbell, reads, loads, calls, fenced commits —
+/// is the owner loop every role runs ([`occupy`]).
+struct Counter {
     player: u64,
-    fence: Option<u64>,
-    watch: Option<Watch>,
     start: Instant,
     n: u64,
-) -> Vec<u64> {
-    let queue = Address::Player(player);
-    let mut state = EntityState::new();
-    let mut latencies = Vec::with_capacity(n as usize);
-    while (latencies.len() as u64) < n {
-        let batch = match &watch {
-            Some(_) => bus.read(&queue, BATCH, Duration::ZERO).await.expect("read"),
-            None => bus.read(&queue, BATCH, Duration::from_millis(200)).await.expect("read"),
-        };
-        let full = batch.len() >= BATCH;
-        if !batch.is_empty() {
-            // The batch's handlers run in turn in one blocking task, each over the state the
-            // ones before it left; their effects are committed afterwards, in order.
-            let calls: Vec<(CallEnv, Message)> = batch
-                .iter()
-                .map(|d| {
-                    let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
-                    (env, Message { sender: None, kind: d.envelope.kind.clone(), body: d.envelope.body.clone() })
-                })
-                .collect();
-            let (s, results) = logic
-                .run(move |inst| {
-                    let mut s = state;
-                    let mut results = Vec::with_capacity(calls.len());
-                    for (env, msg) in &calls {
-                        let r = inst.on_message(&mut s, *env, player, msg);
-                        if let Ok(effects) = &r {
-                            effects.apply_to(&mut s);
-                        }
-                        results.push(r);
-                    }
-                    (s, results)
-                })
-                .await;
-            state = s;
-            for (d, result) in batch.into_iter().zip(results) {
-                let sent_us: u64 =
-                    std::str::from_utf8(&d.envelope.body).ok().and_then(|t| t.parse().ok()).expect("time");
-                let effects = result.expect("the handler succeeds");
-                let sends = outbound(&queue, &effects);
-                let commit = Commit { owner: queue.clone(), writes: effects.writes, sends, ack: Some(d.id), fence };
-                bus.commit(commit).await.expect("commit");
-                latencies.push(start.elapsed().as_micros() as u64 - sent_us);
-            }
-        }
-        // As a session: read again at once after a full batch, else wait for the doorbell.
-        if let Some(watch) = &watch
-            && !full
-            && (latencies.len() as u64) < n
-        {
-            tokio::select! {
-                _ = watch.rung() => {}
-                _ = tokio::time::sleep(SWEEP) => {}
-            }
-        }
+    latencies: Vec<u64>,
+}
+
+impl Occupant<Baseapp> for Counter {
+    type Event = ();
+
+    async fn route(&mut self, _: &Delivery, _: &mut OwnedQueue<Baseapp>) -> Routed {
+        Routed::Handle(Target::whole(Address::Player(self.player)))
     }
-    latencies
+
+    async fn settled(&mut self, d: &Delivery, outcome: Settled) {
+        assert!(matches!(outcome, Settled::Done(_)), "the handler succeeds: {outcome:?}");
+        let sent_us: u64 = std::str::from_utf8(&d.envelope.body).ok().and_then(|t| t.parse().ok()).expect("time");
+        self.latencies.push(self.start.elapsed().as_micros() as u64 - sent_us);
+    }
+
+    async fn event(&mut self) {
+        std::future::pending::<()>().await
+    }
+
+    async fn on_event(&mut self, _: (), _: &mut OwnedQueue<Baseapp>) -> Control {
+        Control::Continue
+    }
+
+    async fn idle(&mut self, _: &mut OwnedQueue<Baseapp>) -> Control {
+        if self.latencies.len() as u64 >= self.n { Control::Stop } else { Control::Continue }
+    }
+}
+
+/// A player's consumer: the owner loop over its queue until `n` messages are committed.
+async fn consume(mut q: OwnedQueue<Baseapp>, player: u64, start: Instant, n: u64) -> Vec<u64> {
+    let mut counter = Counter { player, start, n, latencies: Vec::with_capacity(n as usize) };
+    assert_eq!(occupy(&mut q, &mut counter).await, Ended::Stopped, "the lease holds");
+    q.release().await;
+    counter.latencies
 }
 
 /// What one run of the bus path measured.
@@ -195,38 +155,27 @@ struct BusRun {
 }
 
 /// One run of the bus path: `CLIENTS` producers each send `PER_CLIENT` messages of 64 bytes
-/// to their own player, whose consumer handles them.
-async fn run_bus(url: &str, mode: Mode, first_player: u64) -> BusRun {
+/// to their own player, whose owner loop handles them as a baseapp session's does.
+async fn run_bus(url: &str, first_player: u64) -> BusRun {
     let bus = Bus::redis(url).await.expect("connect");
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let module = runtime.load::<Baseapp>(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).expect("load");
     let logic = LogicPool::new(RoleModule::new(module));
     let players: Vec<u64> = (first_player..first_player + CLIENTS).collect();
-    let bells = (mode == Mode::Session).then(|| Doorbells::start(bus.clone(), HOLDER.into()));
-    let mut leases = Vec::new();
+    let bells = Doorbells::start(bus.clone(), HOLDER.into());
+    let mut queues = Vec::new();
     for &p in &players {
-        leases.push(match mode {
-            Mode::Unleased => None,
-            Mode::Session => {
-                let ttl = Duration::from_secs(60);
-                let held = Held::acquire(&bus, &Address::Player(p), HOLDER, ttl).await.expect("lease");
-                Some(held.expect("the lease is free"))
-            }
-        });
+        let ttl = Duration::from_secs(60);
+        let held =
+            Held::acquire(&bus, &Address::Player(p), HOLDER, ttl).await.expect("lease").expect("the lease is free");
+        queues.push(OwnedQueue::new(bus.clone(), Address::Player(p), held, logic.clone(), &bells, BATCH));
     }
     let redis_before = redis_stats(url);
     let start = Instant::now();
     let host_cpu = own_cpu_us();
     let machine_cpu = machine_busy_us();
-    let consumers: Vec<_> = players
-        .iter()
-        .zip(&leases)
-        .map(|(&p, held)| {
-            let fence = held.as_ref().map(Held::token);
-            let watch = bells.as_ref().map(|bells| bells.watch(Address::Player(p)));
-            tokio::spawn(consume(bus.clone(), logic.clone(), p, fence, watch, start, PER_CLIENT))
-        })
-        .collect();
+    let consumers: Vec<_> =
+        players.iter().zip(queues).map(|(&p, q)| tokio::spawn(consume(q, p, start, PER_CLIENT))).collect();
     let producers: Vec<_> = players
         .iter()
         .map(|&p| {
@@ -252,9 +201,6 @@ async fn run_bus(url: &str, mode: Mode, first_player: u64) -> BusRun {
     let host_cpu = own_cpu_us() - host_cpu;
     let machine_cpu = machine_busy_us() - machine_cpu;
     let redis_after = redis_stats(url);
-    for held in leases.into_iter().flatten() {
-        held.release(&bus).await;
-    }
     latencies.sort_unstable();
     let handled = latencies.len();
     BusRun {
@@ -334,30 +280,23 @@ fn main() {
     let raw_redis_us = (after_raw.cpu_us - before_raw.cpu_us) / RAW_REQUESTS as f64;
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
-    let unleased = rt.block_on(run_bus(&server.url, Mode::Unleased, 1));
-    let session = rt.block_on(run_bus(&server.url, Mode::Session, 1 + CLIENTS));
+    let run = rt.block_on(run_bus(&server.url, 1));
 
-    let ratio = unleased.rps / raw_rps;
+    let ratio = run.rps / raw_rps;
     println!("raw XADD (redis-benchmark -c {CLIENTS}, 64-byte value, same server)");
     println!("  {raw_rps:>10.0} req/s   p99 {raw_p99:.2} ms   redis-server CPU {raw_redis_us:.1} µs a request");
     report(
         &format!(
-            "warren bus: player->player ({CLIENTS} players, {} messages, wasm handler, atomic commit)",
-            unleased.handled
+            "warren bus: player->player through the owner loop ({CLIENTS} players leased, {} messages, each send \
+             rings the doorbell, wasm handler, fenced atomic commit)",
+            run.handled
         ),
-        &unleased,
-        raw_rps,
-        raw_redis_us,
-    );
-    report(
-        "warren bus as a baseapp session: players leased, each send rings the doorbell, reads when rung, fenced commits",
-        &session,
+        &run,
         raw_rps,
         raw_redis_us,
     );
     println!("ratio {ratio:.3} (target >= 0.5)");
-    figures("bus_", &unleased, raw_rps);
-    figures("bus_session_", &session, raw_rps);
+    figures("bus_", &run, raw_rps);
     println!("raw_xadd_per_s={raw_rps:.0}");
     println!("raw_xadd_p99_ms={raw_p99:.2}");
     println!("raw_redis_cpu_us_per_xadd={raw_redis_us:.1}");

@@ -1,22 +1,19 @@
-//! The `warren` binary's library: configuration, the CLI's commands, and the role hosts
-//! that wire sockets, the bus and the runtime together. Roles stay thin: the shared
-//! mechanics live in [`logic`] (running calls, effects to messages) and [`live`] (module
-//! deploys and swaps).
+//! The `warren` binary's library. The folders are the architecture:
+//!
+//! - [`roles`]: one place per role — what that role does and nothing else
+//!   (`roles/baseapp/`: player sessions; `roles/guild.rs`: guild groups; `roles/dev.rs`:
+//!   every role in one process).
+//! - [`mechanics`]: what every role shares, written once — owning a queue
+//!   ([`mechanics::owner`]), hosting grouped entities ([`mechanics::grouped`]), leases,
+//!   doorbells, running calls, following module deploys, the cluster host's life.
+//! - [`tools`]: the operator and developer commands (`publish`, `dead-letters`,
+//!   `build`, `play`).
+//! - [`role`]: the roles by name; [`config`]: configuration files; [`protocol`]: the
+//!   host's own client frames.
 
-pub mod admin;
-pub mod baseapp;
-pub mod battle;
-pub mod build_cmd;
-pub mod cluster;
 pub mod config;
-pub mod deliver;
-pub mod dev;
-pub mod guild_host;
-pub mod inbox;
-pub mod lease;
-pub mod live;
-pub mod logic;
-pub mod play;
+pub mod mechanics;
 pub mod protocol;
-pub mod session;
-pub mod watch;
+pub mod role;
+pub mod roles;
+pub mod tools;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use warren::config::DevConfig;
+use warren::config::{BaseappFlags, DevConfig, HostFlags};
 
 #[derive(Parser)]
 #[command(name = "warren", version, about = "Game servers whose logic is WebAssembly, swapped live.")]
@@ -38,18 +38,14 @@ enum Command {
     /// A baseapp of a cluster: player sessions on a WebSocket (/ws), players owned by lease.
     Baseapp {
         #[command(flatten)]
-        host: warren::cluster::HostArgs,
-        /// Where the WebSocket listens.
-        #[arg(long, default_value = "127.0.0.1:7700")]
-        listen: std::net::SocketAddr,
-        /// Ticks per second of practice battle rooms.
-        #[arg(long, default_value_t = 10)]
-        tick_hz: u32,
+        host: HostFlags,
+        #[command(flatten)]
+        baseapp: BaseappFlags,
     },
     /// A guild host of a cluster: owns its share of the guild groups.
     Guild {
         #[command(flatten)]
-        host: warren::cluster::HostArgs,
+        host: HostFlags,
     },
     /// Validates the modules in a folder and publishes them to a cluster; hosts swap live.
     Publish {
@@ -112,35 +108,43 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Baseapp { host, listen, tick_hz } => runtime()?.block_on(async {
-            let host = warren::cluster::Host::connect(warren::baseapp::ROLE, &host).await?;
-            warren::baseapp::main(host, listen, tick_hz).await
-        }),
-        Command::Guild { host } => runtime()?.block_on(async {
-            let host = warren::cluster::Host::connect(warren::guild_host::ROLE, &host).await?;
-            warren::guild_host::main(host).await
-        }),
+        Command::Baseapp { host, baseapp } => {
+            let config = host.resolve(&baseapp)?;
+            runtime()?.block_on(async {
+                let host =
+                    warren::mechanics::cluster::Host::connect(warren::roles::baseapp::ROLE.name(), &config).await?;
+                warren::roles::baseapp::main(host, config.baseapp.listen, config.battle.tick_hz).await
+            })
+        }
+        Command::Guild { host } => {
+            let config = host.resolve(&())?;
+            runtime()?.block_on(async {
+                let host =
+                    warren::mechanics::cluster::Host::connect(warren::roles::guild::ROLE.name(), &config).await?;
+                warren::roles::guild::main(host).await
+            })
+        }
         Command::Publish { redis, modules } => runtime()?.block_on(async {
             let bus = warren_bus::Bus::redis_with_groups(&redis, 0).await?;
-            warren::admin::publish(&bus, &modules).await.map(drop)
+            warren::tools::admin::publish(&bus, &modules).await.map(drop)
         }),
         Command::DeadLetters { redis, action } => runtime()?.block_on(async {
             let bus = warren_bus::Bus::redis_with_groups(&redis, 0).await?;
             match action {
                 DeadLetterAction::List { queue } => {
-                    let queue = queue.as_deref().map(warren::admin::parse_queue).transpose()?;
-                    warren::admin::list_dead_letters(&bus, queue).await.map(drop)
+                    let queue = queue.as_deref().map(warren::tools::admin::parse_queue).transpose()?;
+                    warren::tools::admin::list_dead_letters(&bus, queue).await.map(drop)
                 }
                 DeadLetterAction::Replay { queue, id } => {
-                    let queue = warren::admin::parse_queue(&queue)?;
-                    warren::admin::replay_dead_letters(&bus, &queue, id.as_deref()).await.map(drop)
+                    let queue = warren::tools::admin::parse_queue(&queue)?;
+                    warren::tools::admin::replay_dead_letters(&bus, &queue, id.as_deref()).await.map(drop)
                 }
             }
         }),
-        Command::Build { workspace, out } => warren::build_cmd::build_scripts(&workspace, &out),
+        Command::Build { workspace, out } => warren::tools::build::build_scripts(&workspace, &out),
         Command::Play { name, url } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(warren::play::play(&url, &name))
+            rt.block_on(warren::tools::play::play(&url, &name))
         }
         Command::Dev { config, listen, modules } => {
             let mut cfg = match config {
@@ -155,7 +159,7 @@ fn main() -> anyhow::Result<()> {
             }
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async {
-                let server = warren::dev::start(cfg, async {
+                let server = warren::roles::dev::start(cfg, async {
                     let _ = tokio::signal::ctrl_c().await;
                     tracing::info!("shutting down");
                 })

@@ -6,8 +6,11 @@
 //! are written to the owner's outbox (`{p:42}:o`) in the commit and relayed afterwards;
 //! each carries a unique id that the receiver's commit records, so a message relayed twice
 //! (a crash between relay and delete) is applied once. The global keys (`{accounts}:...`,
-//! `{modules}:...`, `{members}:<role>`, `{dead}:queues`, `{cluster}:groups`,
-//! `{host:<holder>}:bell`) are each touched by one command at a time.
+//! `{modules}:...`, `{dead}:queues`, `{cluster}:groups`, `{cluster}:secret`,
+//! `{ids}:<counter>`, `{registry}:<name>`, `{host:<holder>}:bell`) are each touched by one
+//! command at a time; a role's members (`{members}:<role>`, a sorted set of expiries) and
+//! their reports (`{members}:<role>:reports`, a hash) share a slot and change together in
+//! one script.
 //!
 //! One code path serves both deployments: [`RedisBus::connect`] asks the server it is given
 //! whether it is a cluster node (`INFO cluster`) and then talks to it through a
@@ -35,6 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
 mod conn;
+mod membership;
 mod queues;
 mod records;
 mod scripts;
@@ -58,6 +62,8 @@ const TRIM_EVERY: u64 = 16;
 const DEAD_INDEX: &str = "{dead}:queues";
 /// The key fixing the cluster's number of guild groups (without the namespace).
 const GROUPS_KEY: &str = "{cluster}:groups";
+/// The key of the cluster secret (without the namespace).
+const SECRET_KEY: &str = "{cluster}:secret";
 /// How long a blocking read may outlast its own wait before the connection is deemed
 /// lost (the server answers a blocking read when its wait ends).
 const BLOCKING_GRACE: Duration = Duration::from_secs(5);
@@ -120,6 +126,8 @@ pub struct RedisBus {
     lease: Script,
     account: Script,
     replay: Script,
+    heartbeat: Script,
+    reports: Script,
     /// Module announcements, fed from the Redis channel.
     announcements: broadcast::Sender<ModuleAnnouncement>,
 }
@@ -257,6 +265,8 @@ impl RedisBus {
             lease: Script::new(LEASE_LUA),
             account: Script::new(ACCOUNT_LUA),
             replay: Script::new(REPLAY_LUA),
+            heartbeat: Script::new(HEARTBEAT_LUA),
+            reports: Script::new(REPORTS_LUA),
             announcements,
         })
     }
@@ -281,6 +291,19 @@ impl RedisBus {
 
     fn members_key(&self, role: &str) -> String {
         format!("{}{{members}}:{role}", self.prefix)
+    }
+
+    /// The hash of the latest report of each member of `role`, in the members' slot.
+    fn reports_key(&self, role: &str) -> String {
+        format!("{}{{members}}:{role}:reports", self.prefix)
+    }
+
+    fn counter_key(&self, counter: &str) -> String {
+        format!("{}{{ids}}:{counter}", self.prefix)
+    }
+
+    fn registry_key(&self, registry: &str) -> String {
+        format!("{}{{registry}}:{registry}", self.prefix)
     }
 
     /// Runs a blocking command, which waits up to `wait` on the server, on a dedicated

@@ -67,12 +67,17 @@ impl RedisBus {
     /// Rings the doorbell named in a REPLAY_LUA reply (`[id, holder?]`); returns the id.
     pub(super) async fn ring(&self, queue: &Address, mut reply: Vec<String>) -> Result<MessageId, BusError> {
         if let Some(holder) = reply.get(1) {
-            let _: () = self.conn.clone().rpush(self.bell_key(holder), queue.tag()).await.map_err(unavailable)?;
+            self.ring_doorbell(holder, queue).await?;
         }
         if reply.is_empty() {
             return Err(BusError::Unavailable("append returned no id".into()));
         }
         Ok(reply.swap_remove(0))
+    }
+
+    /// Names `queue` on `holder`'s doorbell, whoever holds the queue's lease.
+    pub(crate) async fn ring_doorbell(&self, holder: &str, queue: &Address) -> Result<(), BusError> {
+        self.conn.clone().rpush(self.bell_key(holder), queue.tag()).await.map_err(unavailable)
     }
 
     pub(crate) async fn doorbell(&self, holder: &str, wait: Duration) -> Result<Vec<Address>, BusError> {

@@ -1,5 +1,5 @@
-//! Everything beside the queues: dead letters, leases, membership, state, accounts and
-//! modules.
+//! Everything beside the queues and membership: dead letters, leases, state, accounts,
+//! ids, registries, the cluster secret and modules.
 
 use super::*;
 
@@ -111,28 +111,6 @@ impl RedisBus {
         self.lease_op(lease, Duration::ZERO, "release").await.map(drop)
     }
 
-    pub(crate) async fn heartbeat(&self, role: &str, instance: &str, ttl: Duration) -> Result<(), BusError> {
-        let expiry = now_ms() + ttl.as_millis() as u64;
-        let _: () = self.conn.clone().zadd(self.members_key(role), instance, expiry).await.map_err(unavailable)?;
-        Ok(())
-    }
-
-    pub(crate) async fn leave(&self, role: &str, instance: &str) -> Result<(), BusError> {
-        let _: () = self.conn.clone().zrem(self.members_key(role), instance).await.map_err(unavailable)?;
-        Ok(())
-    }
-
-    pub(crate) async fn members(&self, role: &str) -> Result<Vec<String>, BusError> {
-        // Expiry is each host's clock plus its ttl: hosts' clocks must agree to well within
-        // the ttl (NTP does).
-        let key = self.members_key(role);
-        let mut conn = self.conn.clone();
-        let _: () = conn.zrembyscore(&key, "-inf", now_ms()).await.map_err(unavailable)?;
-        let mut live: Vec<String> = conn.zrange(&key, 0, -1).await.map_err(unavailable)?;
-        live.sort();
-        Ok(live)
-    }
-
     pub(crate) async fn load_state(&self, owner: &Address) -> Result<EntityState, BusError> {
         let map: std::collections::HashMap<String, Vec<u8>> =
             self.conn.clone().hgetall(self.owner_key(owner, "s")).await.map_err(unavailable)?;
@@ -147,6 +125,55 @@ impl RedisBus {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)
+    }
+
+    pub(crate) async fn next_id(&self, counter: &str) -> Result<u64, BusError> {
+        self.conn.clone().incr(self.counter_key(counter), 1u64).await.map_err(unavailable)
+    }
+
+    pub(crate) async fn register(&self, registry: &str, id: u64, value: &str) -> Result<(), BusError> {
+        self.conn.clone().hset(self.registry_key(registry), id, value).await.map_err(unavailable)
+    }
+
+    pub(crate) async fn unregister(&self, registry: &str, id: u64) -> Result<(), BusError> {
+        self.conn.clone().hdel(self.registry_key(registry), id).await.map_err(unavailable)
+    }
+
+    pub(crate) async fn registered(&self, registry: &str) -> Result<Vec<(u64, String)>, BusError> {
+        let all: HashMap<String, String> =
+            self.conn.clone().hgetall(self.registry_key(registry)).await.map_err(unavailable)?;
+        // Only this code writes registries; a field that is not an id is not an entry.
+        let mut entries: Vec<(u64, String)> =
+            all.into_iter().filter_map(|(id, value)| Some((id.parse().ok()?, value))).collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        Ok(entries)
+    }
+
+    /// SET NX of fresh random bytes, then GET, in one request: the first caller's bytes
+    /// stay, every caller reads them.
+    pub(crate) async fn cluster_secret(&self) -> Result<Vec<u8>, BusError> {
+        let mut fresh = [0u8; crate::CLUSTER_SECRET_LEN];
+        getrandom::fill(&mut fresh).map_err(|e| BusError::Unavailable(format!("no randomness for the secret: {e}")))?;
+        let key = self.key(SECRET_KEY);
+        let (secret,): (Option<Vec<u8>>,) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(&fresh[..])
+            .arg("NX")
+            .ignore()
+            .get(&key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        match secret {
+            Some(secret) if secret.len() == crate::CLUSTER_SECRET_LEN => Ok(secret),
+            Some(other) => Err(BusError::Unavailable(format!(
+                "the cluster secret at {key} is {} bytes, not {}",
+                other.len(),
+                crate::CLUSTER_SECRET_LEN
+            ))),
+            None => Err(BusError::Unavailable(format!("the cluster secret at {key} vanished as it was set"))),
+        }
     }
 
     pub(crate) async fn publish_module(&self, role: &str, bytes: Vec<u8>) -> Result<String, BusError> {

@@ -147,3 +147,35 @@ id = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], id)
 return id
 "#;
+
+/// Says a member (ARGV[1]) of a role is alive until ARGV[2] (ms), the time being ARGV[3],
+/// and with ARGV[4] replaces its report. KEYS: the role's members (a sorted set of
+/// expiries) and their reports (a hash). A member whose membership had lapsed (expired or
+/// left) comes back without the report it had.
+pub(super) const HEARTBEAT_LUA: &str = r#"
+local members, reports = KEYS[1], KEYS[2]
+local instance, expiry, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local alive_until = redis.call('ZSCORE', members, instance)
+if not alive_until or tonumber(alive_until) <= now then redis.call('HDEL', reports, instance) end
+redis.call('ZADD', members, expiry, instance)
+if #ARGV >= 4 then redis.call('HSET', reports, instance, ARGV[4]) end
+return 1
+"#;
+
+/// The live members of a role that have a report, with it, as a flat list (instance,
+/// report, ...), the time being ARGV[1]; drops expired members and the reports of members
+/// no longer live. KEYS: as HEARTBEAT_LUA's.
+pub(super) const REPORTS_LUA: &str = r#"
+local members, reports = KEYS[1], KEYS[2]
+redis.call('ZREMRANGEBYSCORE', members, '-inf', ARGV[1])
+local live = {}
+local all = redis.call('HGETALL', reports)
+for k = 1, #all, 2 do
+  if redis.call('ZSCORE', members, all[k]) then
+    table.insert(live, all[k]); table.insert(live, all[k + 1])
+  else
+    redis.call('HDEL', reports, all[k])
+  end
+end
+return live
+"#;

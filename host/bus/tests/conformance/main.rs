@@ -8,6 +8,7 @@ use std::time::Duration;
 use warren_bus::{Address, Bus, BusError, Commit, Outbound, RedisOptions};
 use warren_testkit::{RedisCluster, RedisServer};
 
+mod coordination;
 mod redis_only;
 
 /// One redis-server for the whole suite.
@@ -50,6 +51,24 @@ async fn backends() -> Vec<(&'static str, Bus)> {
             .await
             .unwrap_or_else(|e| panic!("connect to the suite's {name}: {e}"));
         all.push((name, bus));
+    }
+    all
+}
+
+/// Every backend, fresh, each with two handles on the same message center (as two
+/// processes have): the embedded bus shared, and two Redis buses connected apart in one
+/// namespace, on the single server and on the cluster.
+async fn twin_backends() -> Vec<(&'static str, Bus, Bus)> {
+    let embedded = Bus::embedded();
+    let mut all = vec![("embedded", embedded.clone(), embedded)];
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let connect = async || {
+            redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS)
+                .await
+                .unwrap_or_else(|e| panic!("connect to the suite's {name}: {e}"))
+        };
+        all.push((name, connect().await, connect().await));
     }
     all
 }

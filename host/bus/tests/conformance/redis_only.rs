@@ -316,3 +316,36 @@ async fn a_cluster_is_found_from_any_node_or_a_seed_list() {
         other => panic!("expected a refusal of a seed list, got {:?}", other.map(|b| b.groups())),
     }
 }
+
+/// Redis only: the keys of ids, registries, reports and the secret are in the namespace, as
+/// documented (operators and other tools read them), and a role's reports share a slot
+/// with its members on a cluster (one script changes both).
+#[tokio::test]
+async fn coordination_keys_are_namespaced_and_reports_share_their_members_slot() {
+    for (name, url) in redis_flavours() {
+        let ns = fresh_namespace();
+        let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        bus.next_id("rooms").await.unwrap();
+        bus.register("battles", 5, "app-a").await.unwrap();
+        bus.report("battleapp", "app-a", b"{}", Duration::from_secs(30)).await.unwrap();
+        let secret = bus.cluster_secret().await.unwrap();
+        let mut conn = RawConnection::open(name, url).await;
+        let id: u64 = redis::cmd("GET").arg(format!("{ns}:{{ids}}:rooms")).query_async(&mut conn).await.unwrap();
+        assert_eq!(id, 1, "{name}");
+        let app: String =
+            redis::cmd("HGET").arg(format!("{ns}:{{registry}}:battles")).arg(5).query_async(&mut conn).await.unwrap();
+        assert_eq!(app, "app-a", "{name}");
+        let report: Vec<u8> = redis::cmd("HGET")
+            .arg(format!("{ns}:{{members}}:battleapp:reports"))
+            .arg("app-a")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(report, b"{}", "{name}");
+        let stored: Vec<u8> =
+            redis::cmd("GET").arg(format!("{ns}:{{cluster}}:secret")).query_async(&mut conn).await.unwrap();
+        assert_eq!(stored, secret, "{name}");
+    }
+    let slot = |key: &str| cluster_node_of(key).1;
+    assert_eq!(slot("t:{members}:battleapp"), slot("t:{members}:battleapp:reports"));
+}

@@ -82,3 +82,48 @@ async fn a_practice_battle_runs_to_a_winner_and_pays_the_reward() {
     let won = end["winners"].as_array().unwrap().contains(&welcome["player"]);
     assert_eq!(reward["won"], won);
 }
+
+/// The next `guild.event` of kind `event`, skipping other frames.
+async fn guild_event(c: &mut crate::Client, event: &str) -> serde_json::Value {
+    loop {
+        let frame = c.recv_type("guild.event").await;
+        if frame["event"] == event {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_found_join_and_chat_in_a_guild_in_warren_dev() {
+    let dev = Dev::start(SCRIPT_BASEAPP, SCRIPT_BATTLE).await;
+    let (mut ann, ann_welcome) = dev.login("ann").await;
+    ann.recv_type("profile").await;
+    let (mut bob, bob_welcome) = dev.login("bob").await;
+    bob.recv_type("profile").await;
+    let (ann_id, bob_id) = (ann_welcome["player"].as_u64().unwrap(), bob_welcome["player"].as_u64().unwrap());
+
+    ann.send(json!({"type": "guild.create", "name": "Foxes"})).await;
+    assert_eq!(ann.recv_type("guild.requested").await["request"], "guild.create");
+    let created = guild_event(&mut ann, "created").await;
+    assert_eq!((created["name"].as_str(), created["leader"].as_u64()), (Some("Foxes"), Some(ann_id)), "{created}");
+
+    bob.send(json!({"type": "guild.join", "name": "foxes"})).await;
+    let joined = guild_event(&mut bob, "joined").await;
+    assert_eq!((joined["player"].as_u64(), joined["members"].as_u64()), (Some(bob_id), Some(2)), "{joined}");
+    assert_eq!(guild_event(&mut ann, "joined").await["player"].as_u64(), Some(bob_id), "members hear of it");
+
+    bob.send(json!({"type": "guild.chat", "text": "hello foxes"})).await;
+    for c in [&mut ann, &mut bob] {
+        let chat = guild_event(c, "chat").await;
+        assert_eq!((chat["text"].as_str(), chat["from"].as_u64()), (Some("hello foxes"), Some(bob_id)));
+    }
+    // A request the guild refuses comes back as an event too.
+    bob.send(json!({"type": "guild.create", "name": "Foxes"})).await;
+    let refused = bob.recv_type("error").await;
+    assert!(refused["reason"].as_str().unwrap().contains("guild"), "{refused}");
+
+    bob.send(json!({"type": "guild.leave"})).await;
+    assert_eq!(guild_event(&mut bob, "left").await["player"].as_u64(), Some(bob_id));
+    let left = guild_event(&mut ann, "left").await;
+    assert_eq!(left["members"].as_u64(), Some(1), "{left}");
+}

@@ -2,7 +2,9 @@
 //! port 0, driven through its WebSocket like a game client.
 
 mod cluster;
+mod config;
 mod dev;
+mod faults;
 mod game;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warren::config::DevConfig;
+use warren_bus::Bus;
 
 /// How long a test waits for a frame before it fails.
 pub const FRAME_WAIT: Duration = Duration::from_secs(20);
@@ -29,11 +32,18 @@ pub struct Dev {
 }
 
 impl Dev {
-    /// Starts with the given module files as `baseapp.wasm` and `battle.wasm`.
+    /// Starts with the given module files as `baseapp.wasm` and `battle.wasm`, and the
+    /// shipped guild script, on a fresh embedded bus.
     pub async fn start(baseapp: &str, battle: &str) -> Dev {
+        Dev::start_on(baseapp, battle, Bus::embedded_with_groups(16)).await
+    }
+
+    /// As [`Dev::start`], on `bus`.
+    pub async fn start_on(baseapp: &str, battle: &str, bus: Bus) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::copy(baseapp, dir.path().join("baseapp.wasm")).expect("copy baseapp");
         std::fs::copy(battle, dir.path().join("battle.wasm")).expect("copy battle");
+        std::fs::copy(warren_test_guests::SCRIPT_GUILD, dir.path().join("guild.wasm")).expect("copy guild");
         let config = DevConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             modules: dir.path().to_owned(),
@@ -42,7 +52,7 @@ impl Dev {
             ..DevConfig::default()
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = warren::dev::start(config, async {
+        let server = warren::roles::dev::start_on(config, bus, async {
             let _ = stopped.await;
         })
         .await

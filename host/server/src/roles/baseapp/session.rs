@@ -6,12 +6,12 @@
 //! message through the player's queue, naming the lease token it saw; this session ends
 //! (logout committed, lease released) and the new one takes the player over.
 
-use crate::battle::{BattleHost, RoomError};
-use crate::deliver::{self, Verdict};
-use crate::inbox::{Doorbells, Sweep, Watch};
-use crate::lease::Held;
-use crate::logic::{CLIENT_FRAME, LogicPool, emit_logs, fresh_env, from_bus, outbound};
+use crate::mechanics::doorbell::Doorbells;
+use crate::mechanics::lease::Held;
+use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, fresh_env};
+use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy};
 use crate::protocol::{self, ClientFrame};
+use crate::roles::battle_rooms::{BattleHost, RoomError};
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedMutexGuard, oneshot, watch};
-use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId, Outbound};
-use warren_runtime::{Baseapp, CallEnv, CallError, CallResult, Instance, Message};
+use warren_bus::{Address, Bus, BusError, Delivery, MessageId, Outbound};
+use warren_runtime::{Baseapp, CallError, Effects};
 
 /// Most messages taken from the player's queue in one read.
 const BATCH: usize = 32;
@@ -87,15 +87,11 @@ pub struct PlayerSlot {
     newest: Option<(u64, oneshot::Sender<()>)>,
 }
 
-/// One player's session state.
+/// One player's session: the role's side of the player's owned queue
+/// ([`OwnedQueue`]), plus the client's socket.
 struct Session<'h> {
     host: &'h PlayerHost,
     player: u64,
-    /// The lease this session owns the player by.
-    held: &'h Held,
-    /// The player's committed state, cached: this session owns the player. `None` after a
-    /// commit whose outcome is unknown, until it is loaded again.
-    state: Option<EntityState>,
     /// The battle room the player is in, if any.
     room: Option<u64>,
     /// Frames for the client, sent at the next flush.
@@ -104,8 +100,23 @@ struct Session<'h> {
     sent_acks: Vec<MessageId>,
     /// Why the session must end, once the client has been told.
     ended: Option<&'static str>,
-    /// Take the queue's pending messages (not only new ones) at the next read.
-    claim: bool,
+    /// The client's socket, both ways.
+    sink: Sink,
+    stream: SplitStream<WebSocket>,
+    /// Fires when a newer session of the player on this host wants it; `None` once fired.
+    kicked: Option<oneshot::Receiver<()>>,
+    /// The host is stopping.
+    closing: watch::Receiver<bool>,
+}
+
+/// What the session waits for besides its queue.
+enum SessionEvent {
+    /// A newer session of the player on this host.
+    Kicked,
+    /// The host is stopping (or its closing signal went away).
+    Closing,
+    /// A frame from the client, or the socket's end.
+    Frame(Option<Result<WsMessage, axum::Error>>),
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;
@@ -155,52 +166,58 @@ async fn run(socket: WebSocket, host: &PlayerHost, name: &str) -> anyhow::Result
         release(host, player, session_id);
         return Ok(());
     };
-    let watch = host.bells.watch(Address::Player(player));
+    let me = Target::whole(Address::Player(player));
+    let mut q =
+        OwnedQueue::new(host.bus.clone(), Address::Player(player), held, host.logic.clone(), &host.bells, BATCH);
     let mut s = Session {
         host,
         player,
-        held: &held,
-        state: None,
         room: None,
         out: vec![],
         sent_acks: vec![],
         ended: None,
-        claim: true,
+        sink,
+        stream,
+        kicked: Some(kicked),
+        closing: host.closing.subscribe(),
     };
 
     s.out.push(protocol::welcome(player, name));
     let name = name.to_owned();
-    let login = s.call(fresh_env(), move |i, st, env, p| i.on_login(st, env, p, &name)).await;
+    let login = q.call(&me, fresh_env(), move |i, st, env| i.on_login(st, env, player, &name)).await;
     let served = match login {
-        Ok(effects) => match s.commit(effects, None).await {
-            Ok(()) => s.serve(&mut sink, stream, kicked, &watch).await,
-            Err(e) => {
-                s.out.push(protocol::error(&format!("login failed: {e}")));
-                s.flush(&mut sink).await
+        Ok(Ok(effects)) => match q.commit(&me, &effects, None).await {
+            Ok(()) => {
+                s.replies(&effects);
+                if occupy(&mut q, &mut s).await == Ended::Lost {
+                    s.ended = Some(MOVED);
+                }
+                s.say_goodbye(&mut q).await
             }
+            Err(e) => s.fail(&mut q, format!("login failed: {e}")).await,
         },
         // The script refused the login: say why and end the session.
-        Err(e) => {
-            s.out.push(protocol::error(&login_refusal(&e)));
-            s.flush(&mut sink).await
-        }
+        Ok(Err(e)) => s.fail(&mut q, login_refusal(&e)).await,
+        Err(e) => s.fail(&mut q, format!("login failed: the server is busy, try again ({e})")).await,
     };
     // Whatever ended the session, the player logs out and the ownership is released —
     // unless the lease is gone, and with it the right to write the player.
-    if !held.is_lost() {
-        let logout = s.call(fresh_env(), |i, st, env, p| i.on_logout(st, env, p)).await;
-        if let Ok(effects) = logout
-            && let Err(e) = s.commit(effects, None).await
+    if !q.held().is_lost() {
+        let logout = q.call(&me, fresh_env(), move |i, st, env| i.on_logout(st, env, player)).await;
+        if let Ok(Ok(effects)) = logout
+            && let Err(e) = q.commit(&me, &effects, None).await
         {
             tracing::warn!(player, error = %e, "logout not committed");
         }
     }
-    drop(watch);
-    held.release(&host.bus).await;
+    q.release().await;
     release(host, player, session_id);
-    let _ = sink.close().await;
+    let _ = s.sink.close().await;
     served
 }
+
+/// Why a session ends when its lease is gone.
+const MOVED: &str = "this session moved to another server; log in again";
 
 /// Takes the player's lease for this host. If another host holds it, asks that session to
 /// end (a `$kick` naming its token) and waits for the lease — at most a lease time and a
@@ -260,127 +277,42 @@ fn release(host: &PlayerHost, player: u64, session_id: u64) {
 }
 
 impl Session<'_> {
-    /// The session's loop: client frames and the player's queue, one at a time. Queue
-    /// reads happen outside the `select!`, so none is ever dropped half-done.
-    async fn serve(
-        &mut self,
-        sink: &mut Sink,
-        mut stream: SplitStream<WebSocket>,
-        mut kicked: oneshot::Receiver<()>,
-        watch: &Watch,
-    ) -> anyhow::Result<()> {
-        let mut closing = self.host.closing.subscribe();
-        let mut sweep = Sweep::new();
-        // Messages a previous session took but did not finish come first.
-        let mut inbox_due = true;
-        loop {
-            self.flush(sink).await?;
-            if let Some(reason) = self.ended.take() {
-                self.out.push(protocol::error(reason));
-                return self.flush(sink).await;
-            }
-            if *closing.borrow_and_update() {
-                self.ended = Some("the server is restarting; log in again");
-                continue;
-            }
-            if inbox_due {
-                inbox_due = self.read_inbox().await;
-                continue;
-            }
-            tokio::select! {
-                _ = &mut kicked => self.ended = Some("logged in elsewhere"),
-                _ = self.held.lost() => self.ended = Some("this session moved to another server; log in again"),
-                _ = closing.changed() => {}
-                msg = stream.next() => match msg {
-                    Some(Ok(WsMessage::Text(text))) => self.client(text.as_bytes()).await,
-                    Some(Ok(WsMessage::Binary(_))) => self.out.push(protocol::error("frames are JSON text")),
-                    Some(Ok(WsMessage::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                },
-                _ = watch.rung() => inbox_due = true,
-                claim = sweep.tick() => {
-                    inbox_due = true;
-                    self.claim |= claim;
-                }
-            }
-        }
-    }
-
-    /// Reads and handles a batch of the player's queue; `true` if there may be more.
-    async fn read_inbox(&mut self) -> bool {
-        let queue = Address::Player(self.player);
-        let bus = &self.host.bus;
-        let batch =
-            if self.claim { bus.read_pending(&queue).await } else { bus.read(&queue, BATCH, Duration::ZERO).await };
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(player = self.player, error = %e, "cannot read the player's queue");
-                self.claim = true;
-                return false;
-            }
-        };
-        let more = self.claim || batch.len() >= BATCH;
-        self.claim = false;
-        for d in batch {
-            self.delivery(d).await;
-            if self.ended.is_some() || self.claim {
-                return false;
-            }
-        }
-        more
-    }
-
     /// Sends the queued frames, then acknowledges the pushed frames among them.
-    async fn flush(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+    async fn flush(&mut self, q: &mut OwnedQueue<Baseapp>) -> anyhow::Result<()> {
         for frame in self.out.drain(..) {
-            sink.send(WsMessage::Text(frame.into())).await?;
+            self.sink.send(WsMessage::Text(frame.into())).await?;
         }
         for id in std::mem::take(&mut self.sent_acks) {
-            if let Err(e) = self.ack(id).await {
+            if let Err(e) = q.ack(id).await {
                 // Left pending: the frame is sent again later (frames are at-least-once).
                 tracing::warn!(player = self.player, error = %e, "pushed frame not acknowledged");
-                self.claim = true;
+                q.reclaim();
             }
         }
         Ok(())
     }
 
-    async fn ack(&self, id: MessageId) -> Result<(), BusError> {
-        let owner = Address::Player(self.player);
-        let ack = Commit { fence: Some(self.held.token()), ..Commit::ack_only(owner, id) };
-        self.host.bus.commit(ack).await
+    /// Tells the client why the session ends, if it must.
+    async fn say_goodbye(&mut self, q: &mut OwnedQueue<Baseapp>) -> anyhow::Result<()> {
+        if let Some(reason) = self.ended.take() {
+            self.out.push(protocol::error(reason));
+        }
+        self.flush(q).await
     }
 
-    /// Runs a player handler over the session's state (loaded first if need be).
-    async fn call(
-        &mut self,
-        env: CallEnv,
-        call: impl FnOnce(&mut Instance<Baseapp>, &mut EntityState, CallEnv, u64) -> CallResult + Send + 'static,
-    ) -> CallResult {
-        let mut state = match self.state.take() {
-            Some(state) => state,
-            None => match self.host.bus.load_state(&Address::Player(self.player)).await {
-                Ok(state) => state,
-                Err(e) => return Err(CallError::Rejected(format!("the server is busy, try again ({e})"))),
-            },
-        };
-        let player = self.player;
-        let (state, result) = self
-            .host
-            .logic
-            .run(move |inst| {
-                let r = call(inst, &mut state, env, player);
-                (state, r)
-            })
-            .await;
-        self.state = Some(state);
-        result
+    /// Ends the session before it served: says why.
+    async fn fail(&mut self, q: &mut OwnedQueue<Baseapp>, reason: String) -> anyhow::Result<()> {
+        self.out.push(protocol::error(&reason));
+        self.flush(q).await
+    }
+
+    /// Queues a committed call's replies for the client.
+    fn replies(&mut self, effects: &Effects) {
+        self.out.extend(effects.replies.iter().map(|r| String::from_utf8_lossy(r).into_owned()));
     }
 
     /// A frame from the client.
-    async fn client(&mut self, text: &[u8]) {
+    async fn client(&mut self, text: &[u8], q: &mut OwnedQueue<Baseapp>) {
         let host = self.host;
         match protocol::parse(text) {
             Err(reason) => self.out.push(protocol::error(&reason)),
@@ -401,100 +333,120 @@ impl Session<'_> {
                 },
             },
             Ok(ClientFrame::Game) => {
-                let frame = text.to_vec();
-                match self.call(fresh_env(), move |i, st, env, p| i.on_client(st, env, p, &frame)).await {
-                    Ok(effects) => {
-                        if let Err(e) = self.commit(effects, None).await {
+                let (frame, player) = (text.to_vec(), self.player);
+                let me = Target::whole(Address::Player(player));
+                match q.call(&me, fresh_env(), move |i, st, env| i.on_client(st, env, player, &frame)).await {
+                    Ok(Ok(effects)) => match q.commit(&me, &effects, None).await {
+                        Ok(()) => self.replies(&effects),
+                        Err(e) => {
+                            if matches!(e, BusError::StaleOwner { .. }) {
+                                self.ended = Some(MOVED);
+                            }
                             self.out.push(protocol::error(&format!("not saved, try again: {e}")));
                         }
-                    }
-                    Err(CallError::Rejected(reason)) => self.out.push(protocol::error(&reason)),
-                    Err(fault) => {
+                    },
+                    Ok(Err(CallError::Rejected(reason))) => self.out.push(protocol::error(&reason)),
+                    Ok(Err(fault)) => {
                         tracing::warn!(player = self.player, cause = fault.cause(), error = %fault, "client frame failed");
                         let reason = format!("the server could not handle that ({})", fault.cause());
                         self.out.push(protocol::error(&reason));
                     }
+                    // Nothing ran: the player's state could not be read.
+                    Err(e) => self.out.push(protocol::error(&format!("the server is busy, try again ({e})"))),
                 }
             }
         }
     }
+}
 
-    /// A message from the player's queue: a frame for the client, a kick, or a message
-    /// for the player's logic (see [`deliver::handle`]).
-    async fn delivery(&mut self, d: Delivery) {
+impl Occupant<Baseapp> for Session<'_> {
+    type Event = SessionEvent;
+
+    /// Frames for the client and kicks are the host's own; everything else is the
+    /// player's logic's.
+    async fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<Baseapp>) -> Routed {
         match d.envelope.kind.as_str() {
             CLIENT_FRAME => {
                 self.out.push(String::from_utf8_lossy(&d.envelope.body).into_owned());
-                self.sent_acks.push(d.id);
-                return;
+                self.sent_acks.push(d.id.clone());
+                Routed::Done
             }
             KICK => {
                 let meant = String::from_utf8_lossy(&d.envelope.body).parse::<u64>().ok();
-                if meant == Some(self.held.token()) {
+                if meant == Some(q.held().token()) {
                     self.ended = Some("logged in elsewhere");
                 }
                 // A kick meant for an earlier session is done with.
-                if let Err(e) = self.ack(d.id).await {
+                if let Err(e) = q.ack(d.id.clone()).await {
                     tracing::warn!(player = self.player, error = %e, "kick not acknowledged");
+                    q.reclaim();
                 }
-                return;
+                Routed::Done
             }
-            _ => {}
-        }
-        let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
-        let msg = Message {
-            sender: d.envelope.sender.as_ref().and_then(from_bus),
-            kind: d.envelope.kind.clone(),
-            body: d.envelope.body.clone(),
-        };
-        let what = format!("{} for player {}", msg.kind, self.player);
-        // The session's state is borrowed by each try; `deliver::handle` wants a closure
-        // per try, so tries run through a cell.
-        let session = tokio::sync::Mutex::new(&mut *self);
-        let verdict = deliver::handle(&what, d.attempts, || async {
-            let m = msg.clone();
-            session.lock().await.call(env, move |i, st, env, p| i.on_message(st, env, p, &m)).await
-        })
-        .await;
-        let result = match verdict {
-            Verdict::Done(effects) => self.commit(effects, Some(d.id.clone())).await,
-            Verdict::Refused(_) => self.ack(d.id.clone()).await,
-            Verdict::Dead(error) => match self.host.bus.dead_letter(&Address::Player(self.player), &d, &error).await {
-                Err(BusError::NotPending { .. }) => Ok(()),
-                other => other,
-            },
-        };
-        if let Err(e) = result {
-            // Left pending, taken again at the next read; the state is loaded again.
-            tracing::warn!(player = self.player, id = %d.id, error = %e, "message not committed");
-            self.claim = true;
+            _ => Routed::Handle(Target::whole(Address::Player(self.player))),
         }
     }
 
-    /// Stores a call's effects (and acks its message) in one step, then queues its
-    /// replies for the client: nothing is said to the client before it is stored. On a
-    /// failure nothing is known of the outcome: the cached state is dropped and loaded
-    /// again before the next call.
-    async fn commit(&mut self, effects: warren_runtime::Effects, ack: Option<MessageId>) -> Result<(), BusError> {
-        let owner = Address::Player(self.player);
-        let sends = outbound(&owner, &effects);
-        let commit =
-            Commit { owner: owner.clone(), writes: effects.writes.clone(), sends, ack, fence: Some(self.held.token()) };
-        match self.host.bus.commit(commit).await {
-            Ok(()) => {}
-            Err(e) => {
-                self.state = None;
-                if matches!(e, BusError::StaleOwner { .. }) {
-                    self.ended = Some("this session moved to another server; log in again");
+    async fn settled(&mut self, _: &Delivery, outcome: Settled) {
+        if let Settled::Done(effects) = outcome {
+            self.replies(&effects);
+        }
+    }
+
+    async fn event(&mut self) -> SessionEvent {
+        let kicked = async {
+            match self.kicked.as_mut() {
+                Some(k) => {
+                    let _ = k.await;
                 }
-                return Err(e);
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = kicked => SessionEvent::Kicked,
+            changed = self.closing.changed() => match changed {
+                Ok(()) => SessionEvent::Closing,
+                // The host is gone altogether.
+                Err(_) => SessionEvent::Closing,
+            },
+            msg = self.stream.next() => SessionEvent::Frame(msg),
+        }
+    }
+
+    async fn on_event(&mut self, event: SessionEvent, q: &mut OwnedQueue<Baseapp>) -> Control {
+        match event {
+            SessionEvent::Kicked => {
+                self.kicked = None;
+                self.ended = Some("logged in elsewhere");
+            }
+            SessionEvent::Closing => self.ended = Some("the server is restarting; log in again"),
+            SessionEvent::Frame(Some(Ok(WsMessage::Text(text)))) => self.client(text.as_bytes(), q).await,
+            SessionEvent::Frame(Some(Ok(WsMessage::Binary(_)))) => {
+                self.out.push(protocol::error("frames are JSON text"))
+            }
+            SessionEvent::Frame(Some(Ok(WsMessage::Close(_))) | None) => return Control::Stop,
+            SessionEvent::Frame(Some(Ok(_))) => {}
+            SessionEvent::Frame(Some(Err(e))) => {
+                tracing::debug!(player = self.player, error = %e, "client socket failed");
+                return Control::Stop;
             }
         }
-        if let Some(state) = self.state.as_mut() {
-            effects.apply_to(state);
+        Control::Continue
+    }
+
+    async fn idle(&mut self, q: &mut OwnedQueue<Baseapp>) -> Control {
+        if *self.closing.borrow() && self.ended.is_none() {
+            self.ended = Some("the server is restarting; log in again");
         }
-        emit_logs(&owner, &effects);
-        self.out.extend(effects.replies.iter().map(|r| String::from_utf8_lossy(r).into_owned()));
-        Ok(())
+        if self.ended.is_some() {
+            return Control::Stop;
+        }
+        match self.flush(q).await {
+            Ok(()) => Control::Continue,
+            Err(e) => {
+                tracing::debug!(player = self.player, error = %e, "client socket failed");
+                Control::Stop
+            }
+        }
     }
 }

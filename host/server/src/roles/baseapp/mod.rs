@@ -3,22 +3,25 @@
 //! player's data from the message center at login and stores it with every commit.
 //! Practice battles run in this process.
 
-use crate::battle::BattleHost;
-use crate::cluster::{Host, shutdown_signal};
-use crate::logic::LogicPool;
-use crate::session::{self, PlayerHost};
+use crate::mechanics::cluster::{Host, shutdown_signal};
+use crate::mechanics::logic::LogicPool;
+use crate::role::Role;
+use crate::roles::battle_rooms::BattleHost;
+pub mod session;
+
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::routing::get;
+use session::PlayerHost;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_runtime::{Baseapp, Battle};
 
-/// The member role name of baseapps.
-pub const ROLE: &str = "baseapp";
+/// The role this host serves.
+pub const ROLE: Role = Role::Baseapp;
 /// How long a stopping baseapp waits for its sessions to log out.
 const DRAIN_LIMIT: Duration = Duration::from_secs(15);
 
@@ -33,7 +36,7 @@ pub async fn run(
     anyhow::ensure!((1..=1000).contains(&tick_hz), "--tick-hz must be 1 to 1000");
     let baseapp = host.role::<Baseapp>().await?;
     let battle = host.role::<Battle>().await?;
-    let heartbeat = host.heartbeat(ROLE);
+    let heartbeat = host.heartbeat(ROLE.name());
     let tick = Duration::from_secs(1) / tick_hz;
     let players = Arc::new(PlayerHost::new(
         host.bus.clone(),
@@ -62,9 +65,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     heartbeat.abort();
-    if let Err(e) = host.bus.leave(ROLE, &host.instance).await {
-        tracing::warn!(error = %e, "could not leave the membership; it expires by itself");
-    }
+    host.leave(ROLE.name()).await;
     tracing::info!(left_open = players.open_sessions(), "baseapp stopped");
     Ok(())
 }

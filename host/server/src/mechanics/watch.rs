@@ -1,7 +1,8 @@
 //! In development, the `modules/` folder is a deploy target: a `<role>.wasm` written there
 //! is deployed like an upload — validated, stored, announced, swapped.
 
-use crate::live::{ROLES, deploy, short};
+use crate::mechanics::live::{deploy, short};
+use crate::role::Role;
 use notify::{RecursiveMode, Watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -99,6 +100,5 @@ pub fn role_of(path: &Path) -> Option<&'static str> {
     if path.extension()? != "wasm" {
         return None;
     }
-    let stem = path.file_stem()?.to_str()?;
-    ROLES.iter().copied().find(|r| *r == stem)
+    Role::of_world(path.file_stem()?.to_str()?).map(Role::world)
 }

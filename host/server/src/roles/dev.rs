@@ -1,13 +1,15 @@
 //! `warren dev`: every role in one process on the embedded bus, the client WebSocket on
 //! `/ws`, and `modules/` watched and swapped live.
 
-use crate::battle::BattleHost;
 use crate::config::DevConfig;
-use crate::inbox::Doorbells;
-use crate::live::{follow, short};
-use crate::logic::LogicPool;
-use crate::session::{self, PlayerHost};
-use crate::watch::Refusals;
+use crate::mechanics::cluster::Host;
+use crate::mechanics::live::{deploy, short};
+use crate::mechanics::logic::LogicPool;
+use crate::mechanics::watch::Refusals;
+use crate::role::Role;
+use crate::roles::baseapp::session::{self, PlayerHost};
+use crate::roles::battle_rooms::BattleHost;
+use crate::roles::guild;
 use anyhow::Context;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
@@ -19,10 +21,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_bus::Bus;
-use warren_runtime::{Baseapp, Battle, RoleModule, Runtime, World};
+use warren_runtime::{Baseapp, Battle, Guild, RoleModule, Runtime};
 
 /// The one host's name in `warren dev`.
 const DEV_HOLDER: &str = "dev";
+/// Guild groups in `warren dev`: one process owns them all, and a few keep its idle sweeps
+/// cheap; the code that serves them is the cluster's.
+const DEV_GROUPS: u32 = 64;
+/// The roles whose modules `warren dev` needs in its folder.
+const DEV_ROLES: [Role; 3] = [Role::Baseapp, Role::Battleapp, Role::Guild];
 
 /// A running `warren dev`.
 pub struct DevServer {
@@ -41,41 +48,53 @@ struct AppState {
     /// What this process serves, role by role (the bus pointer says what was published).
     baseapp: Arc<RoleModule<Baseapp>>,
     battle: Arc<RoleModule<Battle>>,
+    guild: Arc<RoleModule<Guild>>,
 }
 
-/// Loads a role's module from `dir`, publishes it and starts following the role.
-async fn start_role<W: World>(
-    dir: &Path,
-    bus: &Bus,
-    runtime: &Runtime,
-    refusals: &Arc<Refusals>,
-) -> anyhow::Result<Arc<RoleModule<W>>> {
-    let path = dir.join(format!("{}.wasm", W::NAME));
+/// Validates `dir/<world>.wasm` and publishes it on the bus, as `warren publish` does for
+/// a cluster.
+async fn publish_file(dir: &Path, role: Role, bus: &Bus, runtime: &Runtime) -> anyhow::Result<()> {
+    let path = dir.join(format!("{}.wasm", role.world()));
     let bytes = tokio::fs::read(&path)
         .await
         .with_context(|| format!("{} is missing: run `warren build` first", path.display()))?;
-    let rt = runtime.clone();
-    let (module, bytes) = tokio::task::spawn_blocking(move || (rt.load::<W>(&bytes), bytes)).await?;
-    let module = module.with_context(|| format!("{} cannot serve", path.display()))?;
-    bus.publish_module(W::NAME, bytes).await?;
-    tracing::info!(role = W::NAME, digest = %short(module.digest()), "module loaded");
-    let slot = RoleModule::new(module);
-    follow(bus.clone(), runtime.clone(), slot.clone(), refusals.clone());
-    Ok(slot)
+    let digest =
+        deploy(bus, runtime, role.world(), bytes).await.with_context(|| format!("{} cannot serve", path.display()))?;
+    tracing::info!(role = role.world(), digest = %short(&digest), "module published");
+    Ok(())
 }
 
-/// Starts `warren dev`; it serves until `shutdown` completes.
+/// Starts `warren dev` on a fresh embedded bus; it serves until `shutdown` completes.
 pub async fn start(
     config: DevConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<DevServer> {
+    start_on(config, Bus::embedded_with_groups(DEV_GROUPS), shutdown).await
+}
+
+/// Starts `warren dev` on `bus` (tests hand it an embedded bus they inject faults into).
+pub async fn start_on(
+    config: DevConfig,
+    bus: Bus,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<DevServer> {
     let runtime = Runtime::new(config.limits.to_limits()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let bus = Bus::embedded();
-    let refusals = Arc::new(Refusals::default());
-    let baseapp = start_role::<Baseapp>(&config.modules, &bus, &runtime, &refusals).await?;
-    let battle = start_role::<Battle>(&config.modules, &bus, &runtime, &refusals).await?;
-    let watcher = crate::watch::watch_modules(&config.modules, bus.clone(), runtime.clone(), refusals.clone())
-        .with_context(|| format!("cannot watch {}", config.modules.display()))?;
+    for role in DEV_ROLES {
+        publish_file(&config.modules, role, &bus, &runtime).await?;
+    }
+    // From here on every role runs as on a cluster host, the embedded bus standing in for
+    // Redis: modules come from the bus and follow its announcements.
+    let host = Arc::new(Host::local(bus.clone(), runtime.clone(), DEV_HOLDER, Duration::from_secs(10)));
+    let baseapp = host.role::<Baseapp>().await?;
+    let battle = host.role::<Battle>().await?;
+    let watcher =
+        crate::mechanics::watch::watch_modules(&config.modules, bus.clone(), runtime.clone(), host.refusals.clone())
+            .with_context(|| format!("cannot watch {}", config.modules.display()))?;
+    let guild_module = host.role::<Guild>().await?;
+    let (stop_guilds, mut guilds_stopped) = tokio::sync::watch::channel(false);
+    let guilds = tokio::spawn(guild::run(host.clone(), guild_module.clone(), async move {
+        let _ = guilds_stopped.wait_for(|s| *s).await;
+    }));
 
     let tick = Duration::from_secs(1) / config.battle.tick_hz;
     let players = Arc::new(PlayerHost::new(
@@ -83,14 +102,15 @@ pub async fn start(
         LogicPool::new(baseapp.clone()),
         BattleHost::start(battle.clone(), bus.clone(), tick),
         DEV_HOLDER.to_owned(),
-        Doorbells::start(bus.clone(), DEV_HOLDER.to_owned()),
-        Duration::from_secs(10),
+        host.bells.clone(),
+        host.lease_ttl,
     ));
+    let state = AppState { players, bus, refusals: host.refusals.clone(), baseapp, battle, guild: guild_module };
     let app = Router::new()
         .route("/", get(index))
         .route("/ws", get(upgrade))
         .route("/modules", get(modules))
-        .with_state(AppState { players, bus, refusals, baseapp, battle });
+        .with_state(state);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -99,6 +119,8 @@ pub async fn start(
     tracing::info!(%addr, "warren dev serving: WebSocket on ws://{addr}/ws");
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let _ = stop_guilds.send(true);
+        guilds.await??;
         drop(watcher);
         served.context("server failed")
     });
@@ -118,14 +140,15 @@ async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl Into
 /// refusal of each: `{"serving": {"baseapp": "<sha256>"}, "published": {...}, "refused": {...}}`.
 async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
     let mut published = serde_json::Map::new();
-    for role in crate::live::ROLES {
+    for role in Role::ALL.map(Role::world) {
         if let Ok(Some(digest)) = app.bus.current_module(role).await {
-            published.insert((*role).to_owned(), digest.into());
+            published.insert(role.to_owned(), digest.into());
         }
     }
     let serving = serde_json::json!({
         "baseapp": app.baseapp.current().digest(),
         "battle": app.battle.current().digest(),
+        "guild": app.guild.current().digest(),
     });
     Json(serde_json::json!({"serving": serving, "published": published, "refused": app.refusals.snapshot()}))
 }

@@ -1,7 +1,7 @@
 //! `warren build`: builds every script crate into `modules/<role>.wasm`, and checks each
 //! against its role's world before writing it.
 
-use crate::live::{short, validate};
+use crate::mechanics::live::{short, validate};
 use anyhow::Context;
 use std::path::Path;
 use warren_build::{Guest, GuestBuilder, find_scripts};

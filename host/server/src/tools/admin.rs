@@ -1,7 +1,8 @@
 //! Operator commands against a cluster's message center: publish modules, list and
 //! replay dead letters.
 
-use crate::live::{ROLES, deploy, short};
+use crate::mechanics::live::{deploy, short};
+use crate::role::Role;
 use anyhow::Context;
 use std::path::Path;
 use warren_bus::{Address, Bus};
@@ -13,7 +14,7 @@ use warren_runtime::{Limits, Runtime};
 pub async fn publish(bus: &Bus, dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let runtime = Runtime::new(Limits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let mut published = Vec::new();
-    for role in ROLES {
+    for role in Role::ALL.map(Role::world) {
         let path = dir.join(format!("{role}.wasm"));
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
@@ -22,7 +23,7 @@ pub async fn publish(bus: &Bus, dir: &Path) -> anyhow::Result<Vec<(String, Strin
         };
         let digest = deploy(bus, &runtime, role, bytes).await.with_context(|| format!("{}", path.display()))?;
         println!("published {role} {} ({})", short(&digest), path.display());
-        published.push(((*role).to_owned(), digest));
+        published.push((role.to_owned(), digest));
     }
     anyhow::ensure!(!published.is_empty(), "no <role>.wasm in {}: run `warren build` first", dir.display());
     Ok(published)

@@ -2,19 +2,17 @@
 //! host of the role loads it off the serving path and swaps it in between calls. A module
 //! that fails anywhere before the swap changes nothing: the old one keeps serving.
 
-use crate::watch::Refusals;
+use crate::mechanics::watch::Refusals;
+use crate::role::Role;
 use std::sync::Arc;
 use warren_bus::{Bus, BusError};
-use warren_runtime::{Baseapp, Battle, Guild, LoadError, Matchmaker, RoleModule, Runtime, Team, World};
-
-/// The roles whose modules Warren runs.
-pub const ROLES: &[&str] = &["baseapp", "battle", "guild", "team", "matchmaker"];
+use warren_runtime::{LoadError, RoleModule, Runtime, World};
 
 /// Why a deploy was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     /// No such role.
-    #[error("unknown role `{0}` (roles: baseapp, battle, guild, team, matchmaker)")]
+    #[error("unknown role `{0}` (roles: {roles})", roles = Role::world_names())]
     UnknownRole(String),
     /// The module is not fit for the role; nothing was changed.
     #[error("{role} module refused: {source}")]
@@ -31,15 +29,8 @@ pub enum DeployError {
 
 /// Checks `bytes` as a module of `role` (compiling it: call off the serving path).
 pub fn validate(runtime: &Runtime, role: &str, bytes: &[u8]) -> Result<(), DeployError> {
-    let checked = match role {
-        "baseapp" => runtime.load::<Baseapp>(bytes).map(drop),
-        "battle" => runtime.load::<Battle>(bytes).map(drop),
-        "guild" => runtime.load::<Guild>(bytes).map(drop),
-        "team" => runtime.load::<Team>(bytes).map(drop),
-        "matchmaker" => runtime.load::<Matchmaker>(bytes).map(drop),
-        other => return Err(DeployError::UnknownRole(other.to_owned())),
-    };
-    checked.map_err(|source| DeployError::Invalid { role: role.to_owned(), source })
+    let known = Role::of_world(role).ok_or_else(|| DeployError::UnknownRole(role.to_owned()))?;
+    known.validate(runtime, bytes).map_err(|source| DeployError::Invalid { role: role.to_owned(), source })
 }
 
 /// Validates a module, then stores it and makes it the role's current one. Returns its

@@ -1,7 +1,7 @@
 //! The battle host: rooms on a fixed-rate tick loop, on a thread of their own. Rooms keep
 //! their state in guest memory, so each room owns its instance; the thread owns the rooms.
 
-use crate::logic::{CLIENT_FRAME, emit_logs, fresh_env, outbound};
+use crate::mechanics::logic::{CLIENT_FRAME, emit_logs, fresh_env, outbound};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;

@@ -2,37 +2,20 @@
 //! itself, load its role's published module and follow its updates, say it is alive, and
 //! stop on a signal.
 
-use crate::inbox::Doorbells;
-use crate::live::{follow, short};
-use crate::watch::Refusals;
+use crate::config::HostConfig;
+use crate::mechanics::doorbell::Doorbells;
+use crate::mechanics::live::{follow, short};
+use crate::mechanics::watch::Refusals;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_bus::{Bus, BusError};
-use warren_runtime::{Limits, RoleModule, Runtime, World};
+use warren_runtime::{RoleModule, Runtime, World};
 
 /// How often a host says it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long a host counts as alive after its last heartbeat.
 pub const MEMBER_TTL: Duration = Duration::from_secs(5);
-
-/// The options every cluster host takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct HostArgs {
-    /// The message center: `redis://host:port[/db]` (one Redis or any node of a cluster).
-    #[arg(long)]
-    pub redis: String,
-    /// How many groups guilds are split into; must match the cluster's.
-    #[arg(long, default_value_t = warren_bus::DEFAULT_GROUPS)]
-    pub groups: u32,
-    /// Lease time of an owned player or guild group, in ms: how long a crashed host's
-    /// entities wait before another host takes them.
-    #[arg(long, default_value_t = 10_000)]
-    pub lease_ttl_ms: u64,
-    /// This host's name in the cluster (default: `<role>-<hostname>-<pid>`). Unique.
-    #[arg(long)]
-    pub name: Option<String>,
-}
 
 /// A connected cluster host.
 pub struct Host {
@@ -53,36 +36,38 @@ pub struct Host {
 impl Host {
     /// Connects to the message center, retrying with backoff until it answers (a host
     /// started before Redis waits for it). A configuration the cluster refuses is fatal.
-    pub async fn connect(role: &str, args: &HostArgs) -> anyhow::Result<Host> {
-        let instance = args.name.clone().unwrap_or_else(|| default_name(role));
+    /// `config` is the host's resolved configuration ([`HostConfig`], see
+    /// [`crate::config::HostFlags::resolve`]); `role` names the host by default.
+    pub async fn connect(role: &str, config: &HostConfig) -> anyhow::Result<Host> {
+        config.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let redis = config.redis()?;
+        let instance = config.name.clone().unwrap_or_else(|| default_name(role));
         anyhow::ensure!(
             !instance.is_empty() && !instance.contains(char::is_whitespace),
             "host name `{instance}` must be non-empty without spaces"
         );
-        anyhow::ensure!(args.lease_ttl_ms >= 300, "--lease-ttl-ms must be at least 300");
-        anyhow::ensure!(args.groups >= 1, "--groups must be at least 1");
         let mut backoff = Duration::from_millis(200);
         let bus = loop {
-            match Bus::redis_with_groups(&args.redis, args.groups).await {
+            match Bus::redis_with_groups(redis, config.groups).await {
                 Ok(bus) => break bus,
                 Err(e @ BusError::Mismatch(_)) => return Err(e).context("refused by the cluster"),
                 Err(e) => {
-                    tracing::warn!(redis = %args.redis, error = %e, retry_in_ms = backoff.as_millis() as u64, "message center unavailable");
+                    tracing::warn!(%redis, error = %e, retry_in_ms = backoff.as_millis() as u64, "message center unavailable");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         };
-        let runtime = Runtime::new(Limits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let runtime = Runtime::new(config.limits.to_limits()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let bells = Doorbells::start(bus.clone(), instance.clone());
-        tracing::info!(%instance, redis = %args.redis, groups = args.groups, "connected to the message center");
+        tracing::info!(%instance, %redis, groups = config.groups, "connected to the message center");
         Ok(Host {
             bus,
             runtime,
             instance,
             bells,
             refusals: Arc::new(Refusals::default()),
-            lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+            lease_ttl: Duration::from_millis(config.lease_ttl_ms),
         })
     }
 
@@ -101,6 +86,21 @@ impl Host {
         let slot = RoleModule::new(module);
         follow(self.bus.clone(), self.runtime.clone(), slot.clone(), self.refusals.clone());
         Ok(slot)
+    }
+
+    /// A host on a bus this process made itself (`warren dev`: the embedded bus), named
+    /// `instance`. Its modules come from the bus as a cluster host's do.
+    pub fn local(bus: Bus, runtime: Runtime, instance: &str, lease_ttl: Duration) -> Host {
+        let bells = Doorbells::start(bus.clone(), instance.to_owned());
+        Host { bus, runtime, instance: instance.to_owned(), bells, refusals: Arc::new(Refusals::default()), lease_ttl }
+    }
+
+    /// Takes this host out of `role`'s members at once, so the others take over what it
+    /// held without waiting for its heartbeat to expire.
+    pub async fn leave(&self, role: &str) {
+        if let Err(e) = self.bus.leave(role, &self.instance).await {
+            tracing::warn!(error = %e, "could not leave the membership; it expires by itself");
+        }
     }
 
     /// Says this host is alive as a member of `role`, every second, until dropped.

@@ -1,0 +1,12 @@
+//! What every role shares, written once. A role supplies only what differs: its world,
+//! how an address maps to a queue and an entity, and its typed call.
+
+pub mod cluster;
+pub mod deliver;
+pub mod doorbell;
+pub mod grouped;
+pub mod lease;
+pub mod live;
+pub mod logic;
+pub mod owner;
+pub mod watch;

@@ -1,0 +1,535 @@
+//! Owning a queue, written once for every role: player sessions, guild (and team) groups,
+//! battle rooms.
+//!
+//! An owner holds the queue's lease and serves the queue in one loop ([`occupy`]): wait
+//! (doorbell, periodic sweep, the role's own events), read a batch, and settle each
+//! message by one policy ([`OwnedQueue::settle`]):
+//!
+//! - load the owner's committed state if it is not cached;
+//! - run the handler ([`deliver::handle`]: a fault is retried on a fresh instance, then
+//!   dead-lettered; a refusal is an answer);
+//! - commit its effects with the ack, fenced by the lease token, in one atomic step.
+//!
+//! **A bus error is never a refusal and never acknowledges a message**: a failed load,
+//! commit, ack or dead letter leaves the message pending, drops the cached state (the
+//! outcome of the last step is unknown) and takes the queue's pending messages again after
+//! a backoff. A stale lease ends the loop at once; nothing more is written.
+//!
+//! The role supplies only what differs, as an [`Occupant`]: how a message maps to an
+//! entity ([`Target`]), the messages the host handles itself, what to do with an outcome,
+//! and its own events (a client socket, a drain signal, a tick).
+
+use crate::mechanics::deliver::{self, Verdict};
+use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
+use crate::mechanics::lease::Held;
+use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId};
+use warren_runtime::{
+    Baseapp, CallEnv, CallError, CallResult, Effects, Guild, Instance, Matchmaker, Message, Team, World,
+};
+
+/// The first wait after the message center failed; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two tries of a failing message center.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The entity a queue message is for, and where its state sits in the state of the queue's
+/// owner. A player owns its queue (`prefix` empty); a guild shares its group's queue and
+/// state, its keys prefixed with `<guild>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The entity: the handler is called for it, and what it emits is sent as from it.
+    pub entity: Address,
+    /// The prefix of the entity's keys in the queue owner's state.
+    pub prefix: String,
+}
+
+impl Target {
+    /// An entity that owns its queue and state.
+    pub fn whole(entity: Address) -> Target {
+        Target { entity, prefix: String::new() }
+    }
+
+    /// An entity whose keys sit under `<id>/` in its group's state.
+    pub fn in_group(entity: Address, id: u64) -> Target {
+        Target { entity, prefix: format!("{id}/") }
+    }
+}
+
+/// A world whose entities handle queue messages: the role's typed call.
+pub trait Handles: World {
+    /// Calls the handler of `entity` for `msg`. An entity of the wrong kind is refused.
+    fn on_message(
+        i: &mut Instance<Self>,
+        st: &mut EntityState,
+        env: CallEnv,
+        to: &Address,
+        msg: &Message,
+    ) -> CallResult;
+}
+
+fn wrong_kind(role: &str, to: &Address) -> CallResult {
+    Err(CallError::Rejected(format!("{} is not an entity of the {role} role", to.tag())))
+}
+
+impl Handles for Baseapp {
+    fn on_message(
+        i: &mut Instance<Self>,
+        st: &mut EntityState,
+        env: CallEnv,
+        to: &Address,
+        msg: &Message,
+    ) -> CallResult {
+        match to {
+            Address::Player(p) => i.on_message(st, env, *p, msg),
+            other => wrong_kind(Self::NAME, other),
+        }
+    }
+}
+
+impl Handles for Guild {
+    fn on_message(
+        i: &mut Instance<Self>,
+        st: &mut EntityState,
+        env: CallEnv,
+        to: &Address,
+        msg: &Message,
+    ) -> CallResult {
+        match to {
+            Address::Guild(g) => i.on_message(st, env, *g, msg),
+            other => wrong_kind(Self::NAME, other),
+        }
+    }
+}
+
+impl Handles for Team {
+    fn on_message(
+        i: &mut Instance<Self>,
+        st: &mut EntityState,
+        env: CallEnv,
+        to: &Address,
+        msg: &Message,
+    ) -> CallResult {
+        match to {
+            Address::Team(t) => i.on_message(st, env, *t, msg),
+            other => wrong_kind(Self::NAME, other),
+        }
+    }
+}
+
+impl Handles for Matchmaker {
+    fn on_message(
+        i: &mut Instance<Self>,
+        st: &mut EntityState,
+        env: CallEnv,
+        to: &Address,
+        msg: &Message,
+    ) -> CallResult {
+        match to {
+            Address::MatchQueue(q) => i.on_message(st, env, q, msg),
+            other => wrong_kind(Self::NAME, other),
+        }
+    }
+}
+
+/// What became of one queue message.
+#[derive(Debug)]
+pub enum Settled {
+    /// Its effects were committed with its ack.
+    Done(Effects),
+    /// The script refused it: acknowledged, nothing changed.
+    Refused(String),
+    /// It kept failing and was set aside as a dead letter.
+    Dead,
+    /// It had been committed before (a commit whose reply was lost, or a message relayed
+    /// twice): nothing was applied again.
+    Duplicate,
+    /// The message center failed: it stays pending and is taken again after a backoff.
+    Retry,
+    /// The lease is gone: another owner has the queue now.
+    Lost,
+}
+
+/// A queue this host owns by lease, with the owner's committed state cached.
+pub struct OwnedQueue<W: World> {
+    /// The message center.
+    bus: Bus,
+    /// The queue (`{p:42}`, `{g:17}`, `{b:9}`) — also the owner whose state is cached.
+    queue: Address,
+    /// The lease: its token fences every commit.
+    held: Held,
+    /// Runs the role's handlers.
+    logic: Arc<LogicPool<W>>,
+    /// The owner's committed state; `None` until loaded, and again after any step whose
+    /// outcome is unknown, so the next call loads what was really committed.
+    state: Option<EntityState>,
+    /// Take the queue's pending messages (not only new ones) at the next read: first
+    /// after taking the queue over, and after any failure.
+    claim: bool,
+    /// News of the queue from the host's doorbell.
+    watch: Watch,
+    /// The periodic look at the queue that bounds a lost doorbell ring.
+    sweep: Sweep,
+    /// Most messages taken in one read.
+    batch: usize,
+    /// When to try the message center again after a failure, and the next wait.
+    retry_at: Option<Instant>,
+    /// The wait after the next failure.
+    backoff: Duration,
+}
+
+impl<W: World> OwnedQueue<W> {
+    /// Serves `queue`, owned through `held`; its news comes through `bells`.
+    pub fn new(
+        bus: Bus,
+        queue: Address,
+        held: Held,
+        logic: Arc<LogicPool<W>>,
+        bells: &Arc<Doorbells>,
+        batch: usize,
+    ) -> OwnedQueue<W> {
+        let watch = bells.watch(queue.clone());
+        OwnedQueue {
+            bus,
+            queue,
+            held,
+            logic,
+            state: None,
+            claim: true,
+            watch,
+            sweep: Sweep::new(),
+            batch,
+            retry_at: None,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Address {
+        &self.queue
+    }
+
+    /// The lease the queue is owned by.
+    pub fn held(&self) -> &Held {
+        &self.held
+    }
+
+    /// The message center.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Stops watching the queue and gives the lease back (unless it was lost).
+    pub async fn release(self) {
+        let OwnedQueue { bus, held, watch, .. } = self;
+        drop(watch);
+        if held.is_lost() {
+            return;
+        }
+        held.release(&bus).await;
+    }
+
+    /// Runs a handler over `target`'s committed state (loaded first if need be). An `Err`
+    /// means the state could not be loaded and nothing ran.
+    pub async fn call(
+        &mut self,
+        target: &Target,
+        env: CallEnv,
+        f: impl FnOnce(&mut Instance<W>, &mut EntityState, CallEnv) -> CallResult + Send + 'static,
+    ) -> Result<CallResult, BusError> {
+        self.load().await?;
+        Ok(self.run(target, env, f).await)
+    }
+
+    /// Loads the owner's committed state unless it is cached.
+    async fn load(&mut self) -> Result<(), BusError> {
+        if self.state.is_none() {
+            self.state = Some(self.bus.load_state(&self.queue).await?);
+        }
+        Ok(())
+    }
+
+    /// Runs a handler over `target`'s view of the cached state (load it first).
+    async fn run(
+        &mut self,
+        target: &Target,
+        env: CallEnv,
+        f: impl FnOnce(&mut Instance<W>, &mut EntityState, CallEnv) -> CallResult + Send + 'static,
+    ) -> CallResult {
+        let whole = target.prefix.is_empty();
+        let mut view = if whole { self.state.take().unwrap_or_default() } else { self.view(&target.prefix) };
+        let (view, result) = self
+            .logic
+            .run(move |i| {
+                let r = f(i, &mut view, env);
+                (view, r)
+            })
+            .await;
+        if whole {
+            self.state = Some(view);
+        }
+        result
+    }
+
+    /// The keys of the entity under `prefix`, without the prefix.
+    fn view(&self, prefix: &str) -> EntityState {
+        let Some(state) = &self.state else { return EntityState::new() };
+        state
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k[prefix.len()..].to_owned(), v.clone()))
+            .collect()
+    }
+
+    /// Stores a call's effects on `target` — state writes, messages, and the ack of `ack`
+    /// — in one fenced step. On success the cached state follows; on any failure it is
+    /// dropped (the outcome is unknown), and a stale lease is reported as such.
+    pub async fn commit(&mut self, target: &Target, effects: &Effects, ack: Option<MessageId>) -> Result<(), BusError> {
+        let writes: Vec<_> = effects.writes.iter().map(|(k, v)| (format!("{}{k}", target.prefix), v.clone())).collect();
+        let commit = Commit {
+            owner: self.queue.clone(),
+            writes: writes.clone(),
+            sends: outbound(&target.entity, effects),
+            ack,
+            fence: Some(self.held.token()),
+        };
+        if let Err(e) = self.bus.commit(commit).await {
+            self.state = None;
+            return Err(e);
+        }
+        if let Some(state) = self.state.as_mut() {
+            for (key, value) in writes {
+                match value {
+                    Some(v) => state.insert(key, v),
+                    None => state.remove(&key),
+                };
+            }
+        }
+        emit_logs(&target.entity, effects);
+        Ok(())
+    }
+
+    /// Acknowledges message `id` and changes nothing else (fenced).
+    pub async fn ack(&mut self, id: MessageId) -> Result<(), BusError> {
+        let commit = Commit { fence: Some(self.held.token()), ..Commit::ack_only(self.queue.clone(), id) };
+        self.bus.commit(commit).await
+    }
+
+    /// Settles one message for `target` by the one policy (see the module docs).
+    pub async fn settle(&mut self, d: &Delivery, target: &Target) -> Settled
+    where
+        W: Handles,
+    {
+        let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
+        let msg = Message {
+            sender: d.envelope.sender.as_ref().and_then(from_bus),
+            kind: d.envelope.kind.clone(),
+            body: d.envelope.body.clone(),
+        };
+        let what = format!("{} for {}", msg.kind, target.entity.tag());
+        if let Err(e) = self.load().await {
+            // Not the handler's doing: the message stays pending, never refused.
+            tracing::warn!(queue = %self.queue.tag(), id = %d.id, error = %e, "cannot load the state; the message stays pending");
+            return self.failed(e);
+        }
+        // Each try borrows the cached state; `deliver::handle` wants a closure per try.
+        let this = tokio::sync::Mutex::new(&mut *self);
+        let verdict = deliver::handle(&what, d.attempts, || async {
+            let (m, to) = (msg.clone(), target.entity.clone());
+            this.lock().await.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await
+        })
+        .await;
+        let (result, outcome) = match verdict {
+            Verdict::Done(effects) => {
+                let r = self.commit(target, &effects, Some(d.id.clone())).await;
+                (r, Settled::Done(effects))
+            }
+            Verdict::Refused(reason) => (self.ack(d.id.clone()).await, Settled::Refused(reason)),
+            Verdict::Dead(error) => (self.bus.dead_letter(&self.queue, d, &error).await, Settled::Dead),
+        };
+        match result {
+            Ok(()) => {
+                self.backoff = FIRST_BACKOFF;
+                outcome
+            }
+            Err(BusError::NotPending { .. }) => {
+                // Committed before: what was cached may lag behind what was committed.
+                tracing::warn!(queue = %self.queue.tag(), id = %d.id, "message already committed");
+                self.state = None;
+                Settled::Duplicate
+            }
+            Err(e) => {
+                tracing::warn!(queue = %self.queue.tag(), id = %d.id, error = %e, "not committed; the message stays pending");
+                self.failed(e)
+            }
+        }
+    }
+
+    /// Sets a message aside as a dead letter with `error`, without calling any handler.
+    pub async fn set_aside(&mut self, d: &Delivery, error: &str) -> Settled {
+        tracing::error!(queue = %self.queue.tag(), id = %d.id, %error, "message dead-lettered");
+        match self.bus.dead_letter(&self.queue, d, error).await {
+            Ok(()) => Settled::Dead,
+            Err(BusError::NotPending { .. }) => Settled::Duplicate,
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// After a failed step: the cache is dropped and the queue is taken again, pending
+    /// messages first, after a backoff — or the loop ends if the lease is stale.
+    fn failed(&mut self, e: BusError) -> Settled {
+        self.state = None;
+        if matches!(e, BusError::StaleOwner { .. }) {
+            return Settled::Lost;
+        }
+        self.back_off();
+        Settled::Retry
+    }
+
+    fn back_off(&mut self) {
+        self.claim = true;
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Takes the next batch: the pending messages after a takeover or a failure, else
+    /// new ones. `Ok((batch, more))`, `more` when the queue may hold more at once.
+    async fn take(&mut self) -> Result<(Vec<Delivery>, bool), BusError> {
+        let claim = self.claim;
+        let batch = if claim {
+            self.bus.read_pending(&self.queue).await?
+        } else {
+            self.bus.read(&self.queue, self.batch, Duration::ZERO).await?
+        };
+        self.claim = false;
+        let more = claim || batch.len() >= self.batch;
+        Ok((batch, more))
+    }
+
+    /// Marks the queue's pending messages to be taken again at the next read (a frame
+    /// acknowledged after it was sent failed to be acknowledged, say).
+    pub fn reclaim(&mut self) {
+        self.claim = true;
+    }
+}
+
+/// What the role does with a queue message before any handler sees it.
+pub enum Routed {
+    /// Settle it by the policy, as a message for this target.
+    Handle(Target),
+    /// The role took care of it (a message of the host's own, `$frame`, `$kick`).
+    Done,
+    /// No entity of the role can take it (misaddressed): set it aside with this error.
+    Misaddressed(String),
+}
+
+/// Whether the loop goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// End the loop and release the queue (a drain, a session that ended).
+    Stop,
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The occupant asked to stop: give the lease back.
+    Stopped,
+    /// The lease is gone (taken or expired): write nothing more.
+    Lost,
+}
+
+/// The role's side of an owned queue: only what differs between roles.
+pub trait Occupant<W: World>: Send {
+    /// An event of the role's own (a client frame, a drain, a tick).
+    type Event: Send;
+
+    /// Maps a message to its target, or handles a host message itself.
+    fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<W>) -> impl Future<Output = Routed> + Send;
+
+    /// What to do once a message is settled (tell a client, count it).
+    fn settled(&mut self, d: &Delivery, outcome: Settled) -> impl Future<Output = ()> + Send;
+
+    /// The next event of the role's own; must be cancel-safe (it races queue news).
+    fn event(&mut self) -> impl Future<Output = Self::Event> + Send;
+
+    /// Handles an event of the role's own.
+    fn on_event(&mut self, event: Self::Event, q: &mut OwnedQueue<W>) -> impl Future<Output = Control> + Send;
+
+    /// Between two messages and before every wait: flush what is due, and say whether to
+    /// go on. A drain stops here, after a commit, never in the middle of a message.
+    fn idle(&mut self, q: &mut OwnedQueue<W>) -> impl Future<Output = Control> + Send;
+}
+
+/// Serves `q` for `o` until the occupant stops or the lease is lost. Queue reads happen
+/// outside the `select!`, so none is ever dropped half-done.
+pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O) -> Ended {
+    // Messages a previous owner took but did not finish come first.
+    let mut due = true;
+    loop {
+        if o.idle(q).await == Control::Stop {
+            return Ended::Stopped;
+        }
+        if q.held.is_lost() {
+            return Ended::Lost;
+        }
+        if due && q.retry_at.is_none() {
+            due = false;
+            let batch = match q.take().await {
+                Ok((batch, more)) => {
+                    due = more;
+                    batch
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %q.queue.tag(), error = %e, "cannot read the queue");
+                    q.back_off();
+                    continue;
+                }
+            };
+            for d in batch {
+                let outcome = match o.route(&d, q).await {
+                    Routed::Done => None,
+                    Routed::Handle(target) => Some(q.settle(&d, &target).await),
+                    Routed::Misaddressed(error) => Some(q.set_aside(&d, &error).await),
+                };
+                match outcome {
+                    Some(Settled::Lost) => return Ended::Lost,
+                    Some(Settled::Retry) => break,
+                    Some(outcome) => o.settled(&d, outcome).await,
+                    None => {}
+                }
+                if o.idle(q).await == Control::Stop {
+                    return Ended::Stopped;
+                }
+                if q.claim {
+                    // Something failed to be acknowledged: take the pending ones again.
+                    due = true;
+                    break;
+                }
+            }
+            continue;
+        }
+        let retry_at = q.retry_at;
+        tokio::select! {
+            _ = q.held.lost() => return Ended::Lost,
+            _ = q.watch.rung() => due = true,
+            claim = q.sweep.tick() => {
+                due = true;
+                q.claim |= claim;
+            }
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                q.retry_at = None;
+                due = true;
+            }
+            event = o.event() => if o.on_event(event, q).await == Control::Stop {
+                return Ended::Stopped;
+            },
+        }
+    }
+}

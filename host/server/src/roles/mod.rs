@@ -1,0 +1,7 @@
+//! The roles, one place each. Every role is thin: it wires the shared
+//! [`mechanics`](crate::mechanics) for its job.
+
+pub mod baseapp;
+pub mod battle_rooms;
+pub mod dev;
+pub mod guild;

@@ -1,0 +1,91 @@
+//! The message center failing under a host, on the embedded bus with faults injected: a
+//! bus error is never a refusal and never acknowledges a message.
+
+use crate::Dev;
+use serde_json::{Value, json};
+use std::time::Duration;
+use warren_bus::{Address, Bus, Op, Outbound};
+use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
+
+fn embedded(bus: &Bus) -> &warren_bus::EmbeddedBus {
+    match bus {
+        Bus::Embedded(b) => b,
+        Bus::Redis(_) => unreachable!("these tests inject faults into an embedded bus"),
+    }
+}
+
+async fn gold(bus: &Bus, player: u64) -> u64 {
+    let state = bus.load_state(&Address::Player(player)).await.unwrap();
+    let profile: Value = serde_json::from_slice(state.get("profile").expect("a profile")).unwrap();
+    profile["gold"].as_u64().expect("gold")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() {
+    let bus = Bus::embedded_with_groups(16);
+    let dev = Dev::start_on(SCRIPT_BASEAPP, SCRIPT_BATTLE, bus.clone()).await;
+    let (mut c, welcome) = dev.login("gus").await;
+    c.recv_type("profile").await;
+    let player = welcome["player"].as_u64().unwrap();
+    let before = gold(&bus, player).await;
+
+    // A commit that fails leaves the session without its cached state: the next message
+    // must load it, and that load fails once.
+    embedded(&bus).fail_next(Op::Commit, 1);
+    c.send(json!({"type": "profile"})).await;
+    assert!(c.recv_type("error").await["reason"].as_str().unwrap().contains("not saved"));
+    embedded(&bus).fail_next(Op::LoadState, 1);
+
+    let result = json!({"room": 7, "winner": player, "winners": [player], "practice": false});
+    let msg = Outbound {
+        to: Address::Player(player),
+        sender: Some(Address::Battle(7)),
+        kind: "battle.result".into(),
+        body: result.to_string().into_bytes(),
+    };
+    bus.send(msg).await.unwrap();
+    let reward = c.recv_type("battle.reward").await;
+    assert_eq!((reward["room"].as_u64(), reward["won"].as_bool()), (Some(7), Some(true)), "{reward}");
+    assert_eq!(c.recv_type("profile").await["gold"].as_u64(), Some(before + 20));
+    assert_eq!(gold(&bus, player).await, before + 20, "paid once");
+
+    // Nothing of it is left anywhere: not pending, not set aside.
+    let q = Address::Player(player);
+    let pending = bus.read_pending(&q).await.unwrap();
+    assert!(pending.iter().all(|d| d.envelope.kind == "$frame"), "{pending:?}");
+    assert!(bus.dead_letters(&q).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guild_message_whose_commit_and_read_fail_is_applied_once() {
+    let bus = Bus::embedded_with_groups(16);
+    let dev = Dev::start_on(SCRIPT_BASEAPP, SCRIPT_BATTLE, bus.clone()).await;
+    let (mut c, welcome) = dev.login("hal").await;
+    c.recv_type("profile").await;
+    let player = welcome["player"].as_u64().unwrap();
+    let guild = 99;
+    let group = Address::GuildGroup(warren_bus::group_of(guild, bus.groups()));
+    let applied = || async {
+        let state = bus.load_state(&group).await.unwrap();
+        state.get(&format!("{guild}/applied")).map(|v| serde_json::from_slice::<u64>(v).unwrap()).unwrap_or(0)
+    };
+
+    // The guild's commit fails, then its next reads: the message stays pending and is
+    // applied once the bus answers again.
+    embedded(&bus).fail_next(Op::Commit, 1);
+    embedded(&bus).fail_next(Op::ReadPending, 2);
+    let info = Outbound {
+        to: Address::Guild(guild),
+        sender: Some(Address::Player(player)),
+        kind: "guild.info".into(),
+        body: b"{}".to_vec(),
+    };
+    bus.send(info).await.unwrap();
+    let refused = c.recv_type("guild.event").await;
+    assert_eq!(refused["event"], "refused", "there is no guild 99: {refused}");
+    assert_eq!(applied().await, 1);
+    // Given time to go wrong, it does not apply again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(applied().await, 1);
+    assert!(bus.read_pending(&group).await.unwrap().is_empty());
+}
