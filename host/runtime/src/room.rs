@@ -58,6 +58,21 @@ impl Room {
         Ok((Room { id, role, live, generation, checkpoint, journal: Vec::new() }, effects))
     }
 
+    /// Brings room `id` back from a snapshot taken by [`Room::checkpoint`] — on another
+    /// host, after its owner died or handed it over — on `role`'s current module.
+    pub fn restore(role: Arc<RoleModule<Battle>>, id: u64, snapshot: &[u8]) -> Result<Room, CallError> {
+        let generation = role.generation();
+        let env = CallEnv { now_ms: 0, seed: 0 };
+        let live = restore_on(role.current(), snapshot, env)?;
+        Ok(Room { id, role, live, generation, checkpoint: snapshot.to_vec(), journal: Vec::new() })
+    }
+
+    /// The room's snapshot after its last successful tick (or its creation, or restore),
+    /// with the inputs since not in it: what a host stores to bring the room back.
+    pub fn checkpoint(&self) -> &[u8] {
+        &self.checkpoint
+    }
+
     /// The room's id.
     pub fn id(&self) -> u64 {
         self.id

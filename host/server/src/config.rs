@@ -383,18 +383,12 @@ pub struct BaseappFlags {
     /// Where the WebSocket listens [key: baseapp.listen; default: 127.0.0.1:7700].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Ticks per second of practice battle rooms [key: battle.tick_hz; default: 10].
-    #[arg(long, value_name = "HZ")]
-    pub tick_hz: Option<u32>,
 }
 
 impl RoleFlags for BaseappFlags {
     fn apply(&self, config: &mut HostConfig) {
         if let Some(listen) = self.listen {
             config.baseapp.listen = listen;
-        }
-        if let Some(tick_hz) = self.tick_hz {
-            config.battle.tick_hz = tick_hz;
         }
     }
 }
@@ -579,11 +573,11 @@ mod tests {
             groups: Some(16),
             lease_ttl_ms: Some(2000),
         };
-        let baseapp = BaseappFlags { listen: Some("127.0.0.1:7702".parse().unwrap()), tick_hz: Some(50) };
+        let baseapp = BaseappFlags { listen: Some("127.0.0.1:7702".parse().unwrap()) };
         let c = flags.resolve(&baseapp).unwrap();
         assert_eq!(c.redis().unwrap(), "redis://flag:6379");
         assert_eq!((c.name.as_deref(), c.groups, c.lease_ttl_ms), (Some("from-flag"), 16, 2000));
-        assert_eq!((c.baseapp.listen.port(), c.battle.tick_hz), (7702, 50));
+        assert_eq!(c.baseapp.listen.port(), 7702);
         assert_eq!(c.limits.deadline_ms, 80, "keys without a flag keep the file's value");
 
         let battleapp = BattleappFlags {
@@ -614,7 +608,7 @@ mod tests {
         let err = flags.resolve(&()).unwrap_err().to_string();
         assert!(err.contains("--lease-ttl-ms") && err.contains("lease_ttl_ms"), "{err}");
         let flags = HostFlags { redis: Some("redis://r:6379".into()), ..HostFlags::default() };
-        let err = flags.resolve(&BaseappFlags { tick_hz: Some(0), ..BaseappFlags::default() }).unwrap_err();
+        let err = flags.resolve(&BattleappFlags { tick_hz: Some(0), ..BattleappFlags::default() }).unwrap_err();
         assert!(err.to_string().contains("--tick-hz"), "{err}");
 
         let (_dir, path) = config_file("redis = \"redis://r:6379\"\ngroups = 0\n");
@@ -645,8 +639,6 @@ mod tests {
             "base-1",
             "--lease-ttl-ms",
             "1500",
-            "--tick-hz",
-            "20",
             "--config",
             "c.toml",
         ])
@@ -656,7 +648,7 @@ mod tests {
             (cli.host.groups, cli.host.lease_ttl_ms, cli.host.name.as_deref()),
             (Some(12), Some(1500), Some("base-1"))
         );
-        assert_eq!((cli.baseapp.listen.map(|a| a.port()), cli.baseapp.tick_hz), (Some(0), Some(20)));
+        assert_eq!(cli.baseapp.listen.map(|a| a.port()), Some(0));
         assert_eq!(cli.host.config.as_deref(), Some(Path::new("c.toml")));
     }
 }

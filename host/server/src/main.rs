@@ -42,6 +42,14 @@ enum Command {
         #[command(flatten)]
         baseapp: BaseappFlags,
     },
+    /// A battleapp of a cluster: battle rooms on a tick loop, owned by lease; clients join
+    /// a battle on its WebSocket (/ws) with a ticket.
+    Battleapp {
+        #[command(flatten)]
+        host: HostFlags,
+        #[command(flatten)]
+        battleapp: warren::config::BattleappFlags,
+    },
     /// A guild host of a cluster: owns its share of the guild groups.
     Guild {
         #[command(flatten)]
@@ -113,7 +121,15 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(async {
                 let host =
                     warren::mechanics::cluster::Host::connect(warren::roles::baseapp::ROLE.name(), &config).await?;
-                warren::roles::baseapp::main(host, config.baseapp.listen, config.battle.tick_hz).await
+                warren::roles::baseapp::main(host, config.baseapp.listen).await
+            })
+        }
+        Command::Battleapp { host, battleapp } => {
+            let config = host.resolve(&battleapp)?;
+            runtime()?.block_on(async {
+                let host =
+                    warren::mechanics::cluster::Host::connect(warren::roles::battleapp::ROLE.name(), &config).await?;
+                warren::roles::battleapp::main(host, &config).await
             })
         }
         Command::Guild { host } => {

@@ -55,9 +55,9 @@ pub fn welcome(player: u64, name: &str) -> String {
     json!({"type": "welcome", "player": player, "name": name}).to_string()
 }
 
-/// `{"type":"battle.started","room":...}`.
-pub fn battle_started(room: u64) -> String {
-    json!({"type": "battle.started", "room": room}).to_string()
+/// `{"type":"battle.started","room":...,"url":...,"ticket":...}`: where to join the battle.
+pub fn battle_started(room: u64, url: &str, ticket: &str) -> String {
+    json!({"type": "battle.started", "room": room, "url": url, "ticket": ticket}).to_string()
 }
 
 /// The setup of a practice battle: the player against the script's bot.

@@ -53,6 +53,9 @@ impl Default for Sweep {
 /// The doorbell of one lease holder (a host instance).
 pub struct Doorbells {
     waiting: Mutex<HashMap<Address, Arc<Notify>>>,
+    /// Where news of a queue nobody here watches goes, if someone asked
+    /// ([`Doorbells::unclaimed`]): a battleapp learns of a new room this way.
+    unclaimed: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Address>>>,
 }
 
 /// A queue being watched; dropping it stops the watch.
@@ -66,7 +69,7 @@ impl Doorbells {
     /// Starts listening for `holder`'s doorbell. The listening task ends when the returned
     /// value is dropped.
     pub fn start(bus: Bus, holder: String) -> Arc<Doorbells> {
-        let bells = Arc::new(Doorbells { waiting: Mutex::new(HashMap::new()) });
+        let bells = Arc::new(Doorbells { waiting: Mutex::new(HashMap::new()), unclaimed: Mutex::new(None) });
         tokio::spawn(listen(bus, holder, Arc::downgrade(&bells)));
         bells
     }
@@ -75,7 +78,18 @@ impl Doorbells {
     pub fn ring(&self, queue: &Address) {
         if let Some(n) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).get(queue) {
             n.notify_one();
+            return;
         }
+        if let Some(tx) = self.unclaimed.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = tx.send(queue.clone());
+        }
+    }
+
+    /// News of queues nobody on this host watches, from now on (the last caller gets it).
+    pub fn unclaimed(&self) -> tokio::sync::mpsc::UnboundedReceiver<Address> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.unclaimed.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
     }
 
     /// Watches `queue`: [`Watch::rung`] resolves after news of it.

@@ -9,4 +9,5 @@ pub mod lease;
 pub mod live;
 pub mod logic;
 pub mod owner;
+pub mod ticket;
 pub mod watch;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId};
 use warren_runtime::{
-    Baseapp, CallEnv, CallError, CallResult, Effects, Guild, Instance, Matchmaker, Message, Team, World,
+    Baseapp, Battle, CallEnv, CallError, CallResult, Effects, Guild, Instance, Matchmaker, Message, Team, World,
 };
 
 /// The first wait after the message center failed; it doubles up to [`MAX_BACKOFF`].
@@ -118,6 +118,13 @@ impl Handles for Team {
             Address::Team(t) => i.on_message(st, env, *t, msg),
             other => wrong_kind(Self::NAME, other),
         }
+    }
+}
+
+impl Handles for Battle {
+    /// Rooms take their own messages (`$create`, `$input`); no room handler takes others.
+    fn on_message(_: &mut Instance<Self>, _: &mut EntityState, _: CallEnv, to: &Address, _: &Message) -> CallResult {
+        wrong_kind(Self::NAME, to)
     }
 }
 
@@ -379,6 +386,31 @@ impl<W: World> OwnedQueue<W> {
         }
     }
 
+    /// The owner's committed state (loaded first if need be).
+    pub async fn state(&mut self) -> Result<&EntityState, BusError> {
+        self.load().await?;
+        Ok(self.state.get_or_insert_default())
+    }
+
+    /// Stores state writes and messages that are no handler's (a room's checkpoint), with
+    /// the ack of `ack`, in one fenced step; see [`OwnedQueue::commit`].
+    pub async fn commit_writes(
+        &mut self,
+        target: &Target,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+        sends: Vec<warren_runtime::Outgoing>,
+        ack: Option<MessageId>,
+    ) -> Result<(), BusError> {
+        let effects = Effects { writes, sends, ..Effects::default() };
+        self.commit(target, &effects, ack).await
+    }
+
+    /// What the policy makes of a failed step of the role's own (see
+    /// [`OwnedQueue::failed`]): `Retry` after a backoff, or `Lost`.
+    pub fn fail(&mut self, e: BusError) -> Settled {
+        self.failed(e)
+    }
+
     /// After a failed step: the cache is dropped and the queue is taken again, pending
     /// messages first, after a backoff — or the loop ends if the lease is stale.
     fn failed(&mut self, e: BusError) -> Settled {
@@ -425,6 +457,9 @@ pub enum Routed {
     Done,
     /// No entity of the role can take it (misaddressed): set it aside with this error.
     Misaddressed(String),
+    /// The role settled it itself (a room's input, journaled by the room): go on as the
+    /// policy would with this outcome.
+    Outcome(Settled),
 }
 
 /// Whether the loop goes on.
@@ -497,6 +532,7 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                     Routed::Done => None,
                     Routed::Handle(target) => Some(q.settle(&d, &target).await),
                     Routed::Misaddressed(error) => Some(q.set_aside(&d, &error).await),
+                    Routed::Outcome(outcome) => Some(outcome),
                 };
                 match outcome {
                     Some(Settled::Lost) => return Ended::Lost,

@@ -8,7 +8,7 @@ use crate::mechanics::logic::LogicPool;
 use crate::mechanics::watch::Refusals;
 use crate::role::Role;
 use crate::roles::baseapp::session::{self, PlayerHost};
-use crate::roles::battle_rooms::BattleHost;
+use crate::roles::battleapp::{self, Battleapp};
 use crate::roles::guild;
 use anyhow::Context;
 use axum::extract::{State, WebSocketUpgrade};
@@ -28,6 +28,8 @@ const DEV_HOLDER: &str = "dev";
 /// Guild groups in `warren dev`: one process owns them all, and a few keep its idle sweeps
 /// cheap; the code that serves them is the cluster's.
 const DEV_GROUPS: u32 = 64;
+/// Ticks between two checkpoints of a room in `warren dev`.
+const DEV_CHECKPOINT_TICKS: u64 = 20;
 /// The roles whose modules `warren dev` needs in its folder.
 const DEV_ROLES: [Role; 3] = [Role::Baseapp, Role::Battleapp, Role::Guild];
 
@@ -91,36 +93,47 @@ pub async fn start_on(
         crate::mechanics::watch::watch_modules(&config.modules, bus.clone(), runtime.clone(), host.refusals.clone())
             .with_context(|| format!("cannot watch {}", config.modules.display()))?;
     let guild_module = host.role::<Guild>().await?;
-    let (stop_guilds, mut guilds_stopped) = tokio::sync::watch::channel(false);
-    let guilds = tokio::spawn(guild::run(host.clone(), guild_module.clone(), async move {
-        let _ = guilds_stopped.wait_for(|s| *s).await;
-    }));
-
-    let tick = Duration::from_secs(1) / config.battle.tick_hz;
-    let players = Arc::new(PlayerHost::new(
-        bus.clone(),
-        LogicPool::new(baseapp.clone()),
-        BattleHost::start(battle.clone(), bus.clone(), tick),
-        DEV_HOLDER.to_owned(),
-        host.bells.clone(),
-        host.lease_ttl,
-    ));
-    let state = AppState { players, bus, refusals: host.refusals.clone(), baseapp, battle, guild: guild_module };
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/ws", get(upgrade))
-        .route("/modules", get(modules))
-        .with_state(state);
+    // The guild host and the battleapp stop when the server does.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let guilds = tokio::spawn(guild::run(host.clone(), guild_module.clone(), until_stopped()));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "warren dev serving: WebSocket on ws://{addr}/ws");
+    let tick = Duration::from_secs(1) / config.battle.tick_hz;
+    let battleapp =
+        Battleapp::new(host.clone(), battle.clone(), tick, DEV_CHECKPOINT_TICKS, format!("ws://{addr}/battle")).await?;
+    let rooms = tokio::spawn(battleapp.clone().run(until_stopped()));
+
+    let players = Arc::new(PlayerHost::new(
+        bus.clone(),
+        LogicPool::new(baseapp.clone()),
+        DEV_HOLDER.to_owned(),
+        host.bells.clone(),
+        host.lease_ttl,
+    ));
+    let state = AppState { players, bus, refusals: host.refusals.clone(), baseapp, battle, guild: guild_module };
+    let battle_socket = Router::new().route("/battle", get(battleapp::socket::upgrade)).with_state(battleapp);
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/ws", get(upgrade))
+        .route("/modules", get(modules))
+        .with_state(state)
+        .merge(battle_socket);
+
+    tracing::info!(%addr, "warren dev serving: WebSocket on ws://{addr}/ws, battles on ws://{addr}/battle");
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        let _ = stop_guilds.send(true);
+        let _ = stop.send(true);
         guilds.await??;
+        rooms.await?;
         drop(watcher);
         served.context("server failed")
     });

@@ -2,6 +2,6 @@
 //! [`mechanics`](crate::mechanics) for its job.
 
 pub mod baseapp;
-pub mod battle_rooms;
+pub mod battleapp;
 pub mod dev;
 pub mod guild;

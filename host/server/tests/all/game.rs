@@ -127,3 +127,62 @@ async fn players_found_join_and_chat_in_a_guild_in_warren_dev() {
     let left = guild_event(&mut ann, "left").await;
     assert_eq!(left["members"].as_u64(), Some(1), "{left}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_battle_is_played_on_the_battle_socket_with_a_ticket_and_bad_tickets_are_refused() {
+    let dev = Dev::start(SCRIPT_BASEAPP, SCRIPT_BATTLE).await;
+    let (mut c, welcome) = dev.login("ivy").await;
+    let me = welcome["player"].as_u64().unwrap();
+    let gold = c.recv_type("profile").await["gold"].as_u64().unwrap();
+    c.send(json!({"type": "battle.start"})).await;
+    let started = c.recv_type("battle.started").await;
+    let (room, url, ticket) =
+        (started["room"].as_u64().unwrap(), started["url"].as_str().unwrap(), started["ticket"].as_str().unwrap());
+    assert!(url.starts_with("ws://") && url.ends_with("/battle"), "{started}");
+
+    let mut b = crate::Client::connect_url(url).await;
+    // Forged, for another room, malformed: each refused with its reason.
+    let forged = ticket.replacen(&format!("{me}."), &format!("{}.", me + 1), 1);
+    let refusals = [
+        (json!({"type": "battle.join", "room": room, "ticket": forged}), "forged"),
+        (json!({"type": "battle.join", "room": room + 1, "ticket": ticket}), &format!("for room {room}") as &str),
+        (json!({"type": "battle.join", "room": room, "ticket": "nonsense"}), "malformed"),
+        (json!({"type": "battle.input", "action": "attack"}), "join a battle first"),
+    ];
+    for (frame, why) in refusals {
+        b.send(frame).await;
+        let refused = b.recv_type("error").await;
+        assert!(refused["reason"].as_str().unwrap().contains(why), "{why}: {refused}");
+    }
+    b.send(json!({"type": "battle.join", "room": room, "ticket": ticket})).await;
+    assert_eq!(b.recv_type("battle.joined").await["player"].as_u64(), Some(me));
+
+    // The battle's frames come on the battle socket; inputs go through it.
+    let first = b.recv_type("battle.state").await;
+    assert_eq!(first["room"].as_u64(), Some(room));
+    b.send(json!({"type": "battle.input", "action": "dance"})).await;
+    assert!(b.recv_type("error").await["reason"].as_str().unwrap().contains("dance"));
+    let started_at = std::time::Instant::now();
+    let mut last_tick = first["tick"].as_u64().unwrap();
+    let end = loop {
+        assert!(started_at.elapsed() < std::time::Duration::from_secs(60), "the battle never ended");
+        b.send(json!({"type": "battle.input", "action": "attack", "target": 0})).await;
+        let frame = b.recv().await;
+        if frame["type"] == "battle.state" {
+            let tick = frame["tick"].as_u64().unwrap();
+            assert!(tick > last_tick, "ticks come in order, each once: {tick} after {last_tick}");
+            last_tick = tick;
+        }
+        if frame["type"] == "battle.end" {
+            break frame;
+        }
+    };
+    // The reward comes through the baseapp session, once.
+    let reward = c.recv_type("battle.reward").await;
+    assert_eq!(reward["room"].as_u64(), Some(room));
+    let won = end["winners"].as_array().unwrap().contains(&welcome["player"]);
+    assert_eq!(reward["won"].as_bool(), Some(won));
+    // Practice pays xp only: 20 for a win, 5 for a loss.
+    assert_eq!(reward["xp"].as_u64(), Some(if won { 20 } else { 5 }), "{reward}");
+    assert_eq!(c.recv_type("profile").await["gold"].as_u64(), Some(gold), "practice pays no gold");
+}

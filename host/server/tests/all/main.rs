@@ -1,6 +1,7 @@
 //! The server's integration tests, in one test binary: `warren dev` started in-process on
 //! port 0, driven through its WebSocket like a game client.
 
+mod battleapp;
 mod cluster;
 mod config;
 mod dev;
@@ -88,7 +89,12 @@ pub struct Client {
 impl Client {
     /// Connects to `/ws`.
     pub async fn connect(addr: SocketAddr) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
+        Client::connect_url(&format!("ws://{addr}/ws")).await
+    }
+
+    /// Connects to a WebSocket URL (a battleapp's, as `battle.started` names it).
+    pub async fn connect_url(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
         Client { ws }
     }
 

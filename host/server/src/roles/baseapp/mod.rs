@@ -1,12 +1,11 @@
 //! `warren baseapp`: a baseapp of a cluster. Clients connect to its WebSocket (`/ws`,
 //! the same protocol as `warren dev`); each session owns its player by lease, loads the
 //! player's data from the message center at login and stores it with every commit.
-//! Practice battles run in this process.
+//! Battles run on battleapps: `battle.start` places a room on the least-loaded one.
 
 use crate::mechanics::cluster::{Host, shutdown_signal};
 use crate::mechanics::logic::LogicPool;
 use crate::role::Role;
-use crate::roles::battle_rooms::BattleHost;
 pub mod session;
 
 use anyhow::Context;
@@ -18,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use warren_runtime::{Baseapp, Battle};
+use warren_runtime::Baseapp;
 
 /// The role this host serves.
 pub const ROLE: Role = Role::Baseapp;
@@ -30,18 +29,13 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(15);
 pub async fn run(
     host: Host,
     listen: SocketAddr,
-    tick_hz: u32,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=1000).contains(&tick_hz), "--tick-hz must be 1 to 1000");
     let baseapp = host.role::<Baseapp>().await?;
-    let battle = host.role::<Battle>().await?;
     let heartbeat = host.heartbeat(ROLE.name());
-    let tick = Duration::from_secs(1) / tick_hz;
     let players = Arc::new(PlayerHost::new(
         host.bus.clone(),
         LogicPool::new(baseapp),
-        BattleHost::start(battle, host.bus.clone(), tick),
         host.instance.clone(),
         host.bells.clone(),
         host.lease_ttl,
@@ -71,6 +65,6 @@ pub async fn run(
 }
 
 /// Runs `warren baseapp` until Ctrl-C or SIGTERM.
-pub async fn main(host: Host, listen: SocketAddr, tick_hz: u32) -> anyhow::Result<()> {
-    run(host, listen, tick_hz, shutdown_signal()).await
+pub async fn main(host: Host, listen: SocketAddr) -> anyhow::Result<()> {
+    run(host, listen, shutdown_signal()).await
 }

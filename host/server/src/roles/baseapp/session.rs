@@ -11,7 +11,8 @@ use crate::mechanics::lease::Held;
 use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, fresh_env};
 use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy};
 use crate::protocol::{self, ClientFrame};
-use crate::roles::battle_rooms::{BattleHost, RoomError};
+use crate::roles::battleapp::place_room;
+use crate::roles::battleapp::room::INPUT;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -34,8 +35,6 @@ pub struct PlayerHost {
     pub bus: Bus,
     /// The player logic.
     pub logic: Arc<LogicPool<Baseapp>>,
-    /// Battle rooms (in this process).
-    pub battles: BattleHost,
     /// Per player here: the lock a session holds while it owns the player, and the way to
     /// end that session when the player logs in again.
     pub sessions: Mutex<HashMap<u64, PlayerSlot>>,
@@ -54,7 +53,6 @@ impl PlayerHost {
     pub fn new(
         bus: Bus,
         logic: Arc<LogicPool<Baseapp>>,
-        battles: BattleHost,
         holder: String,
         bells: Arc<Doorbells>,
         lease_ttl: Duration,
@@ -62,7 +60,6 @@ impl PlayerHost {
         PlayerHost {
             bus,
             logic,
-            battles,
             sessions: Mutex::default(),
             holder,
             bells,
@@ -317,20 +314,31 @@ impl Session<'_> {
         match protocol::parse(text) {
             Err(reason) => self.out.push(protocol::error(&reason)),
             Ok(ClientFrame::Login { .. }) => self.out.push(protocol::error("already logged in")),
-            Ok(ClientFrame::BattleStart) => match host.battles.create(protocol::practice_setup(self.player)).await {
-                Ok(room) => {
-                    self.room = Some(room);
-                    self.out.push(protocol::battle_started(room));
+            Ok(ClientFrame::BattleStart) => {
+                match place_room(&host.bus, self.player, protocol::practice_setup(self.player)).await {
+                    Ok(placed) => {
+                        self.room = Some(placed.room);
+                        self.out.push(protocol::battle_started(placed.room, &placed.url, &placed.ticket));
+                    }
+                    Err(e) => self.out.push(protocol::error(&format!("cannot start a battle: {e}"))),
                 }
-                Err(e) => self.out.push(protocol::error(&format!("cannot start a battle: {e}"))),
-            },
+            }
+            // A client without a battle socket plays through its session: the input goes
+            // to the room's queue as the player's, the room's frames come back through the
+            // player's queue.
             Ok(ClientFrame::BattleInput) => match self.room {
                 None => self.out.push(protocol::error("not in a battle: send {\"type\":\"battle.start\"} first")),
-                Some(room) => match host.battles.input(room, self.player, text.to_vec()).await {
-                    Ok(replies) => self.out.extend(replies),
-                    Err(RoomError::Call(CallError::Rejected(reason))) => self.out.push(protocol::error(&reason)),
-                    Err(e) => self.out.push(protocol::error(&e.to_string())),
-                },
+                Some(room) => {
+                    let input = Outbound {
+                        to: Address::Battle(room),
+                        sender: Some(Address::Player(self.player)),
+                        kind: INPUT.into(),
+                        body: text.to_vec(),
+                    };
+                    if let Err(e) = host.bus.send(input).await {
+                        self.out.push(protocol::error(&format!("input not taken, send it again: {e}")));
+                    }
+                }
             },
             Ok(ClientFrame::Game) => {
                 let (frame, player) = (text.to_vec(), self.player);

@@ -1,0 +1,421 @@
+//! One battle room on its battleapp: the room's side of its owned queue (`{b:<id>}`).
+//!
+//! Everything that shapes the battle travels through the room's queue and is journaled
+//! in the room's state before it counts: `$create` (the setup) and `$input` (a player's
+//! input). An input is committed as `in/<tick>/<n>` — the tick before which it is applied —
+//! with its ack, and only then applied; every `checkpoint_ticks` ticks, and at the result,
+//! the room's snapshot and next tick replace the journal in one commit, the result
+//! messages going out with it. A tick's time and randomness derive from the room's seed
+//! and the tick's number, so a battleapp that takes the room over — restore the snapshot,
+//! replay the journal — plays exactly the ticks the players already saw.
+
+use super::Battleapp;
+use crate::mechanics::owner::{Control, Occupant, OwnedQueue, Routed, Settled, Target};
+use crate::mechanics::ticket::Ticket;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::watch;
+use warren_bus::{Address, BusError, Delivery, EntityState};
+use warren_runtime::{Battle, CallEnv, CallError, Effects, Outgoing, Room, RoomStatus};
+
+/// The message kind that creates a room; its body is the setup.
+pub const CREATE: &str = "$create";
+/// The message kind of a player's input; its sender is the player, its body the frame.
+pub const INPUT: &str = "$input";
+/// Ticks in a row a room may fail before it is closed.
+const MAX_FAILED_TICKS: u32 = 20;
+
+/// A journaled input, as stored under `in/<tick>/<n>`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Journaled {
+    player: u64,
+    frame: String,
+    now_ms: u64,
+    seed: u64,
+}
+
+/// A room owned by this battleapp.
+pub struct RoomOwner {
+    app: Arc<Battleapp>,
+    id: u64,
+    /// The room, once created or restored.
+    room: Option<Room>,
+    /// The next tick to play.
+    next_tick: u64,
+    /// The room's seed and start, from its `$create`: each tick's randomness and time.
+    seed: u64,
+    start_ms: u64,
+    /// The players (from the setup): who hears of a move.
+    players: Vec<u64>,
+    /// Journal keys written since the last checkpoint.
+    journaled: Vec<String>,
+    /// The number of the next journal entry: entries of one tick sort in the order taken.
+    seq: u64,
+    /// Ticks since the last checkpoint.
+    since_checkpoint: u64,
+    /// Result messages of the final tick, until their checkpoint is committed.
+    final_sends: Option<Vec<Outgoing>>,
+    /// Ticks failed in a row.
+    failures: u32,
+    /// The room's ticks.
+    ticks: tokio::time::Interval,
+    /// Set when the room must be handed over (the battleapp is stopping).
+    drain: watch::Receiver<bool>,
+    /// Done: the room finished (or failed for good) and its end is committed.
+    done: bool,
+}
+
+/// The room's own events.
+pub enum RoomEvent {
+    /// Time for the next tick; how late the timer fired, in µs.
+    Tick(u64),
+    /// The battleapp is stopping.
+    Drain,
+}
+
+/// The tick of a journal key (`in/<tick>/<n>`).
+fn journal_tick(key: &str) -> Option<u64> {
+    key.strip_prefix("in/")?.split('/').next()?.parse().ok()
+}
+
+fn state_u64(state: &EntityState, key: &str) -> Option<u64> {
+    state.get(key).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+}
+
+fn players_of(setup: &[u8]) -> Vec<u64> {
+    serde_json::from_slice::<serde_json::Value>(setup)
+        .ok()
+        .and_then(|v| v.get("players")?.as_array().map(|a| a.iter().filter_map(|p| p.as_u64()).collect()))
+        .unwrap_or_default()
+}
+
+/// Mixes the room's seed with a tick number (splitmix64), so each tick has its own.
+fn tick_seed(seed: u64, tick: u64) -> u64 {
+    let mut z = seed ^ tick.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl RoomOwner {
+    /// The owner of room `id`, before its state is read.
+    pub fn new(app: Arc<Battleapp>, id: u64, drain: watch::Receiver<bool>) -> RoomOwner {
+        let mut ticks = tokio::time::interval(app.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        RoomOwner {
+            app,
+            id,
+            room: None,
+            next_tick: 0,
+            seed: 0,
+            start_ms: 0,
+            players: Vec::new(),
+            journaled: Vec::new(),
+            seq: 0,
+            since_checkpoint: 0,
+            final_sends: None,
+            failures: 0,
+            ticks,
+            drain,
+            done: false,
+        }
+    }
+
+    fn me(&self) -> Target {
+        Target::whole(Address::Battle(self.id))
+    }
+
+    fn tick_env(&self, tick: u64) -> CallEnv {
+        CallEnv { now_ms: self.start_ms + tick * self.app.tick.as_millis() as u64, seed: tick_seed(self.seed, tick) }
+    }
+
+    /// Brings the room back from its state, if it was created before: restores the
+    /// checkpoint and replays the journal. `Ok(false)` when the room is over already.
+    pub async fn resume(&mut self, q: &mut OwnedQueue<Battle>) -> Result<bool, BusError> {
+        let state = q.state().await?.clone();
+        if state.contains_key("finished") {
+            return Ok(false);
+        }
+        let Some(snapshot) = state.get("snapshot") else { return Ok(true) };
+        self.seed = state_u64(&state, "seed").unwrap_or(0);
+        self.start_ms = state_u64(&state, "start_ms").unwrap_or(0);
+        self.next_tick = state_u64(&state, "tick").unwrap_or(0);
+        self.players = state.get("setup").map(|s| players_of(s)).unwrap_or_default();
+        let journal: Vec<(String, u64, Journaled)> = state
+            .iter()
+            .filter_map(|(k, v)| {
+                let tick = journal_tick(k)?;
+                Some((k.clone(), tick, serde_json::from_slice(v).ok()?))
+            })
+            .collect();
+        let (module, id, snapshot) = (self.app.module.clone(), self.id, snapshot.clone());
+        let restored = tokio::task::spawn_blocking(move || Room::restore(module, id, &snapshot)).await;
+        let mut room = match restored {
+            Ok(Ok(room)) => room,
+            Ok(Err(e)) => {
+                tracing::error!(room = self.id, error = %e, "room cannot be restored; it is closed");
+                self.close(q, &format!("the battle could not be moved: {}", e.cause())).await;
+                return Ok(false);
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        // Replay: the same inputs before the same ticks, each tick with its own time and
+        // seed. What the players saw already is not sent again.
+        for (key, tick, entry) in journal {
+            while self.next_tick < tick {
+                let env = self.tick_env(self.next_tick);
+                if room.tick(self.next_tick, env).is_ok() {
+                    self.next_tick += 1;
+                }
+            }
+            let _ =
+                room.input(entry.player, entry.frame.as_bytes(), CallEnv { now_ms: entry.now_ms, seed: entry.seed });
+            let n: u64 = key.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            self.seq = self.seq.max(n + 1);
+            self.journaled.push(key);
+        }
+        tracing::info!(room = self.id, tick = self.next_tick, replayed = self.journaled.len(), "room taken over");
+        self.room = Some(room);
+        // Tell each player where the room is now, with a ticket for it.
+        let now = crate::mechanics::logic::fresh_env().now_ms;
+        for &player in &self.players {
+            let ticket = Ticket::new(player, self.id, now).sign(&self.app.secret);
+            let frame = json!({"type": "battle.moved", "room": self.id, "url": self.app.url, "ticket": ticket});
+            self.app.to_player_queue(self.id, player, frame.to_string()).await;
+        }
+        Ok(true)
+    }
+
+    /// `$create`: makes the room, and commits its first checkpoint with the message's ack.
+    async fn create(&mut self, d: &Delivery, q: &mut OwnedQueue<Battle>) -> Routed {
+        if self.room.is_some() {
+            return Routed::Outcome(match q.ack(d.id.clone()).await {
+                Ok(()) => Settled::Duplicate,
+                Err(e) => q.fail(e),
+            });
+        }
+        let setup = d.envelope.body.clone();
+        self.seed = d.envelope.seed;
+        self.start_ms = d.envelope.now_ms;
+        let env = CallEnv { now_ms: self.start_ms, seed: self.seed };
+        let (module, id, s) = (self.app.module.clone(), self.id, setup.clone());
+        let made = tokio::task::spawn_blocking(move || Room::create(module, id, &s, env))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (room, effects) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::warn!(room = self.id, error = %e, "room not created");
+                self.done = true;
+                let _ = self.app.host.bus.unregister(super::REGISTRY, self.id).await;
+                return Routed::Misaddressed(format!("room {} not created: {e}", self.id));
+            }
+        };
+        let writes = vec![
+            ("setup".to_owned(), Some(setup.clone())),
+            ("seed".to_owned(), Some(self.seed.to_string().into_bytes())),
+            ("start_ms".to_owned(), Some(self.start_ms.to_string().into_bytes())),
+            ("tick".to_owned(), Some(b"0".to_vec())),
+            ("snapshot".to_owned(), Some(room.checkpoint().to_vec())),
+        ];
+        if let Err(e) = q.commit_writes(&self.me(), writes, effects.sends.clone(), Some(d.id.clone())).await {
+            return Routed::Outcome(q.fail(e));
+        }
+        self.players = players_of(&setup);
+        self.room = Some(room);
+        self.deliver(None, &effects).await;
+        Routed::Outcome(Settled::Done(Effects::default()))
+    }
+
+    /// `$input`: journals it before the next tick, then applies it.
+    async fn input(&mut self, d: &Delivery, q: &mut OwnedQueue<Battle>) -> Routed {
+        let Some(Address::Player(player)) = d.envelope.sender else {
+            return Routed::Misaddressed("a room input comes from a player".into());
+        };
+        if self.room.is_none() || self.done || self.final_sends.is_some() {
+            let reason = if self.room.is_none() { "the battle has not started" } else { "the battle is over" };
+            self.app.to_player(self.id, player, crate::protocol::error(reason)).await;
+            return Routed::Outcome(match q.ack(d.id.clone()).await {
+                Ok(()) => Settled::Refused(reason.into()),
+                Err(e) => q.fail(e),
+            });
+        }
+        let frame = String::from_utf8_lossy(&d.envelope.body).into_owned();
+        let entry = Journaled { player, frame, now_ms: d.envelope.now_ms, seed: d.envelope.seed };
+        let key = format!("in/{:012}/{:012}", self.next_tick, self.seq);
+        self.seq += 1;
+        let value = serde_json::to_vec(&entry).expect("a journal entry serializes");
+        if let Err(e) = q.commit_writes(&self.me(), vec![(key.clone(), Some(value))], vec![], Some(d.id.clone())).await
+        {
+            return Routed::Outcome(q.fail(e));
+        }
+        self.journaled.push(key);
+        let env = CallEnv { now_ms: entry.now_ms, seed: entry.seed };
+        let room = self.room.as_mut().expect("checked above");
+        match room.input(player, entry.frame.as_bytes(), env) {
+            Ok(effects) => self.deliver(Some(player), &effects).await,
+            Err(CallError::Rejected(reason)) => {
+                self.app.to_player(self.id, player, crate::protocol::error(&reason)).await
+            }
+            Err(fault) => {
+                let reason = format!("the server could not handle that ({})", fault.cause());
+                self.app.to_player(self.id, player, crate::protocol::error(&reason)).await;
+            }
+        }
+        Routed::Outcome(Settled::Done(Effects::default()))
+    }
+
+    /// Frames of a call: replies to `sender`, pushes to their players.
+    async fn deliver(&self, sender: Option<u64>, effects: &Effects) {
+        crate::mechanics::logic::emit_logs(&Address::Battle(self.id), effects);
+        if let Some(player) = sender {
+            for r in &effects.replies {
+                self.app.to_player(self.id, player, String::from_utf8_lossy(r).into_owned()).await;
+            }
+        }
+        for (player, frame) in &effects.pushes {
+            self.app.to_player(self.id, *player, String::from_utf8_lossy(frame).into_owned()).await;
+        }
+    }
+
+    /// Plays the next tick; checkpoints when due, and at the end.
+    async fn tick(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
+        if self.final_sends.is_some() {
+            // The end is played; its commit failed before: try again.
+            return self.checkpoint(q).await;
+        }
+        let tick = self.next_tick;
+        let env = self.tick_env(tick);
+        let Some(room) = self.room.as_mut() else { return Control::Continue };
+        match room.tick(tick, env) {
+            Ok((status, effects)) => {
+                self.failures = 0;
+                self.next_tick += 1;
+                self.since_checkpoint += 1;
+                self.deliver(None, &effects).await;
+                if status == RoomStatus::Finished {
+                    self.final_sends = Some(effects.sends);
+                    return self.checkpoint(q).await;
+                }
+                if self.since_checkpoint >= self.app.checkpoint_ticks {
+                    return self.checkpoint(q).await;
+                }
+                Control::Continue
+            }
+            Err(e) => {
+                // The room is as it was before the tick; it tries the same tick again.
+                self.failures += 1;
+                tracing::warn!(room = self.id, error = %e, failures = self.failures, "tick failed");
+                if self.failures < MAX_FAILED_TICKS {
+                    return Control::Continue;
+                }
+                tracing::error!(room = self.id, "room closed: its ticks keep failing");
+                self.close(q, &format!("the battle failed: {}", e.cause())).await;
+                Control::Stop
+            }
+        }
+    }
+
+    /// Replaces the journal with the room's snapshot; with the result at the end.
+    async fn checkpoint(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
+        let Some(room) = self.room.as_ref() else { return Control::Continue };
+        // The snapshot is of the last tick played: inputs journaled for a tick not played
+        // yet (taken since) stay in the journal.
+        let played = |key: &String| journal_tick(key).is_some_and(|t| t < self.next_tick);
+        let (covered, ahead): (Vec<String>, Vec<String>) = self.journaled.iter().cloned().partition(played);
+        let mut writes: Vec<(String, Option<Vec<u8>>)> = covered.iter().map(|k| (k.clone(), None)).collect();
+        writes.push(("snapshot".into(), Some(room.checkpoint().to_vec())));
+        writes.push(("tick".into(), Some(self.next_tick.to_string().into_bytes())));
+        let last = self.final_sends.is_some();
+        if last {
+            writes.push(("finished".into(), Some(b"1".to_vec())));
+        }
+        let sends = self.final_sends.clone().unwrap_or_default();
+        match q.commit_writes(&self.me(), writes, sends, None).await {
+            Ok(()) => {
+                self.journaled = ahead;
+                self.since_checkpoint = 0;
+                if last {
+                    self.finish().await;
+                    return Control::Stop;
+                }
+                Control::Continue
+            }
+            Err(BusError::StaleOwner { .. }) => Control::Stop,
+            Err(e) => {
+                // The journal keeps the inputs; the next tick tries again.
+                tracing::warn!(room = self.id, error = %e, "checkpoint not stored");
+                Control::Continue
+            }
+        }
+    }
+
+    /// Closes a room that cannot go on, telling its players, without a result.
+    async fn close(&mut self, q: &mut OwnedQueue<Battle>, reason: &str) {
+        let frame = json!({"type": "battle.closed", "room": self.id, "reason": reason}).to_string();
+        for &p in &self.players.clone() {
+            self.app.to_player(self.id, p, frame.clone()).await;
+        }
+        let writes = vec![("finished".to_owned(), Some(b"1".to_vec()))];
+        if let Err(e) = q.commit_writes(&self.me(), writes, vec![], None).await {
+            tracing::warn!(room = self.id, error = %e, "room end not stored");
+        }
+        self.finish().await;
+    }
+
+    async fn finish(&mut self) {
+        self.done = true;
+        if let Err(e) = self.app.host.bus.unregister(super::REGISTRY, self.id).await {
+            tracing::warn!(room = self.id, error = %e, "room not unregistered; the next owner will");
+        }
+        tracing::info!(room = self.id, ticks = self.next_tick, "room finished");
+    }
+}
+
+impl Occupant<Battle> for RoomOwner {
+    type Event = RoomEvent;
+
+    async fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<Battle>) -> Routed {
+        match d.envelope.kind.as_str() {
+            CREATE => self.create(d, q).await,
+            INPUT => self.input(d, q).await,
+            other => Routed::Misaddressed(format!("a room takes {CREATE} and {INPUT} messages, not `{other}`")),
+        }
+    }
+
+    async fn settled(&mut self, _: &Delivery, _: Settled) {}
+
+    async fn event(&mut self) -> RoomEvent {
+        tokio::select! {
+            at = self.ticks.tick() => RoomEvent::Tick(at.elapsed().as_micros() as u64),
+            changed = self.drain.changed() => match changed {
+                Ok(()) => RoomEvent::Drain,
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+
+    async fn on_event(&mut self, event: RoomEvent, q: &mut OwnedQueue<Battle>) -> Control {
+        match event {
+            RoomEvent::Tick(late_us) => {
+                self.app.note_lag(late_us);
+                self.tick(q).await
+            }
+            RoomEvent::Drain => Control::Continue,
+        }
+    }
+
+    async fn idle(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
+        if self.done {
+            return Control::Stop;
+        }
+        if *self.drain.borrow() {
+            // Hand over: what was played is stored, the next owner goes on from it.
+            if self.room.is_some() && self.checkpoint(q).await == Control::Continue && !self.journaled.is_empty() {
+                tracing::warn!(room = self.id, "handed over with its journal: the next owner replays it");
+            }
+            return Control::Stop;
+        }
+        Control::Continue
+    }
+}
