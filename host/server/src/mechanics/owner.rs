@@ -76,57 +76,29 @@ fn wrong_kind(role: &str, to: &Address) -> CallResult {
     Err(CallError::Rejected(format!("{} is not an entity of the {role} role", to.tag())))
 }
 
-impl Handles for Baseapp {
-    fn on_message(
-        i: &mut Instance<Self>,
-        st: &mut EntityState,
-        env: CallEnv,
-        to: &Address,
-        msg: &Message,
-    ) -> CallResult {
-        match to {
-            Address::Player(p) => i.on_message(st, env, *p, msg),
-            other => wrong_kind(Self::NAME, other),
+/// `Handles` for a world whose entities are one kind of address, called with its key.
+macro_rules! handles {
+    ($world:ty, $variant:ident) => {
+        impl Handles for $world {
+            fn on_message(
+                i: &mut Instance<Self>,
+                st: &mut EntityState,
+                env: CallEnv,
+                to: &Address,
+                msg: &Message,
+            ) -> CallResult {
+                match to {
+                    Address::$variant(key) => i.on_message(st, env, key.clone(), msg),
+                    other => wrong_kind(Self::NAME, other),
+                }
+            }
         }
-    }
+    };
 }
 
-impl Handles for Guild {
-    fn on_message(
-        i: &mut Instance<Self>,
-        st: &mut EntityState,
-        env: CallEnv,
-        to: &Address,
-        msg: &Message,
-    ) -> CallResult {
-        match to {
-            Address::Guild(g) => i.on_message(st, env, *g, msg),
-            other => wrong_kind(Self::NAME, other),
-        }
-    }
-}
-
-impl Handles for Team {
-    fn on_message(
-        i: &mut Instance<Self>,
-        st: &mut EntityState,
-        env: CallEnv,
-        to: &Address,
-        msg: &Message,
-    ) -> CallResult {
-        match to {
-            Address::Team(t) => i.on_message(st, env, *t, msg),
-            other => wrong_kind(Self::NAME, other),
-        }
-    }
-}
-
-impl Handles for Battle {
-    /// Rooms take their own messages (`$create`, `$input`); no room handler takes others.
-    fn on_message(_: &mut Instance<Self>, _: &mut EntityState, _: CallEnv, to: &Address, _: &Message) -> CallResult {
-        wrong_kind(Self::NAME, to)
-    }
-}
+handles!(Baseapp, Player);
+handles!(Guild, Guild);
+handles!(Team, Team);
 
 impl Handles for Matchmaker {
     fn on_message(
@@ -140,6 +112,13 @@ impl Handles for Matchmaker {
             Address::MatchQueue(q) => i.on_message(st, env, q, msg),
             other => wrong_kind(Self::NAME, other),
         }
+    }
+}
+
+impl Handles for Battle {
+    /// Rooms take their own messages (`$create`, `$input`); no room handler takes others.
+    fn on_message(_: &mut Instance<Self>, _: &mut EntityState, _: CallEnv, to: &Address, _: &Message) -> CallResult {
+        wrong_kind(Self::NAME, to)
     }
 }
 
