@@ -24,7 +24,7 @@ use warren_guest::prelude::*;
 pub const MAX_TICKS: u64 = 600;
 
 /// The most players in one room.
-pub const MAX_PLAYERS: usize = 8;
+pub const MAX_PLAYERS: usize = 10;
 
 /// The message kind that tells each player's baseapp how the battle went.
 pub const RESULT_KIND: &str = "battle.result";

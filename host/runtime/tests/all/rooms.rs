@@ -60,3 +60,23 @@ fn a_swap_moves_the_room_and_a_failed_restore_keeps_the_old_module() {
     assert_eq!(room.module_digest(), v2.digest(), "a room the new module cannot restore stays put");
     assert_eq!(last_frame(&fx)["ticks"], 3);
 }
+
+#[test]
+fn a_room_restored_from_its_checkpoint_plays_the_same_ticks_from_the_same_inputs() {
+    let role = RoleModule::new(load::<Battle>(warren_test_guests::SCRIPT_BATTLE));
+    let setup = br#"{"players": [7], "practice": true}"#;
+    let (mut room, _) = Room::create(role.clone(), 3, setup, env(11)).unwrap();
+    for t in 0..3 {
+        room.tick(t, env(100 + t)).unwrap();
+    }
+    let checkpoint = room.checkpoint().to_vec();
+    // What happens after the checkpoint: an input, then ticks, each with its own seed.
+    let play = |room: &mut Room| -> Vec<Vec<u8>> {
+        room.input(7, br#"{"type": "battle.input", "action": "attack", "target": 0}"#, env(55)).unwrap();
+        (3..8).flat_map(|t| room.tick(t, env(100 + t)).unwrap().1.pushes).map(|(_, frame)| frame).collect()
+    };
+    let first = play(&mut room);
+    let mut restored = Room::restore(role, 3, &checkpoint).unwrap();
+    assert_eq!(play(&mut restored), first, "the same frames, byte for byte");
+    assert_eq!(restored.checkpoint(), room.checkpoint(), "and the same state");
+}

@@ -51,6 +51,8 @@ struct AppState {
     baseapp: Arc<RoleModule<Baseapp>>,
     battle: Arc<RoleModule<Battle>>,
     guild: Arc<RoleModule<Guild>>,
+    /// The battleapp: what each running room serves.
+    battleapp: Arc<Battleapp>,
 }
 
 /// Validates `dir/<world>.wasm` and publishes it on the bus, as `warren publish` does for
@@ -119,7 +121,15 @@ pub async fn start_on(
         host.bells.clone(),
         host.lease_ttl,
     ));
-    let state = AppState { players, bus, refusals: host.refusals.clone(), baseapp, battle, guild: guild_module };
+    let state = AppState {
+        players,
+        bus,
+        refusals: host.refusals.clone(),
+        baseapp,
+        battle,
+        guild: guild_module,
+        battleapp: battleapp.clone(),
+    };
     let battle_socket = Router::new().route("/battle", get(battleapp::socket::upgrade)).with_state(battleapp);
     let app = Router::new()
         .route("/", get(index))
@@ -150,7 +160,8 @@ async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl Into
 }
 
 /// What each role serves in this process, what the bus has published, and the last
-/// refusal of each: `{"serving": {"baseapp": "<sha256>"}, "published": {...}, "refused": {...}}`.
+/// refusal of each, and the module of each running battle room:
+/// `{"serving": {"baseapp": "<sha256>"}, "published": {...}, "refused": {...}, "rooms": {"5": "<sha256>"}}`.
 async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
     let mut published = serde_json::Map::new();
     for role in Role::ALL.map(Role::world) {
@@ -163,5 +174,8 @@ async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
         "battle": app.battle.current().digest(),
         "guild": app.guild.current().digest(),
     });
-    Json(serde_json::json!({"serving": serving, "published": published, "refused": app.refusals.snapshot()}))
+    let rooms = app.battleapp.modules()["rooms"].take();
+    Json(
+        serde_json::json!({"serving": serving, "published": published, "refused": app.refusals.snapshot(), "rooms": rooms}),
+    )
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use warren_bus::{Address, Bus};
 use warren_test_guests as guests;
-use warren_testkit::{Process, RedisServer};
+use warren_testkit::{Process, RedisCluster, RedisServer};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -48,14 +48,46 @@ async fn xp(bus: &Bus, player: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_battleapp_killed_mid_battle_is_replaced_and_the_battle_ends_once_with_the_same_ticks() {
     let redis = RedisServer::start();
-    let bus = Bus::redis(&redis.url).await.unwrap();
-    for (role, path) in [("baseapp", guests::SCRIPT_BASEAPP), ("battle", guests::SCRIPT_BATTLE)] {
+    fail_over(&redis.url, "KILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_battleapp_stopped_mid_battle_on_a_redis_cluster_hands_its_room_over_with_the_same_ticks() {
+    let cluster = RedisCluster::start();
+    fail_over(&cluster.url, "TERM").await;
+}
+
+/// Plays a practice battle through the session only (no battle socket) to its reward.
+async fn play_through_session(mut c: Client) -> Value {
+    c.send(json!({"type": "battle.start"})).await;
+    c.recv_type("battle.started").await;
+    loop {
+        let frame = c.recv().await;
+        match frame["type"].as_str() {
+            Some("battle.state") => c.send(json!({"type": "battle.input", "action": "attack", "target": 0})).await,
+            Some("battle.reward") => return frame,
+            _ => {}
+        }
+    }
+}
+
+/// A cluster of two baseapps, two battleapps and a guild host on `url`: kim plays a
+/// practice battle on a battle socket, and lee one through his session; kim's battleapp
+/// gets `signal` mid-battle.
+async fn fail_over(url: &str, signal: &str) {
+    let bus = Bus::redis(url).await.unwrap();
+    for (role, path) in
+        [("baseapp", guests::SCRIPT_BASEAPP), ("battle", guests::SCRIPT_BATTLE), ("guild", guests::SCRIPT_GUILD)]
+    {
         bus.publish_module(role, guests::read(path)).await.unwrap();
     }
     let battle_flags = ["--tick-hz", "10", "--checkpoint-ticks", "5"];
-    let (mut a, addr_a) = host("battleapp", &redis.url, "battle-a", &battle_flags);
-    let (mut b, addr_b) = host("battleapp", &redis.url, "battle-b", &battle_flags);
-    let (_base, base_addr) = host("baseapp", &redis.url, "base-1", &[]);
+    let (mut a, addr_a) = host("battleapp", url, "battle-a", &battle_flags);
+    let (mut b, addr_b) = host("battleapp", url, "battle-b", &battle_flags);
+    let (_base1, base_addr) = host("baseapp", url, "base-1", &[]);
+    let (_base2, base2_addr) = host("baseapp", url, "base-2", &[]);
+    let mut g = Process::start("guild-1", warren(), &["guild", "--redis", url, "--name", "guild-1"].map(String::from));
+    g.wait_for_line("serving", SETTLE);
 
     let mut c = Client::connect(base_addr).await;
     c.send(json!({"type": "login", "name": "kim"})).await;
@@ -68,6 +100,10 @@ async fn a_battleapp_killed_mid_battle_is_replaced_and_the_battle_ends_once_with
         assert!(started.elapsed() < SETTLE, "the battleapps never reported");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut lee = Client::connect(base2_addr).await;
+    lee.send(json!({"type": "login", "name": "lee"})).await;
+    lee.recv_type("welcome").await;
+    let lee_battle = tokio::spawn(play_through_session(lee));
     c.send(json!({"type": "battle.start"})).await;
     let placed = c.recv_type("battle.started").await;
     let room = placed["room"].as_u64().unwrap();
@@ -85,8 +121,9 @@ async fn a_battleapp_killed_mid_battle_is_replaced_and_the_battle_ends_once_with
         }
         seen.insert(frame["tick"].as_u64().unwrap(), frame);
     }
-    first.signal("KILL");
-    first.wait(SETTLE);
+    first.signal(signal);
+    let status = first.wait(SETTLE);
+    assert!(signal == "KILL" || status.success(), "a stopped battleapp exits cleanly; its log:\n{}", first.log());
     let last_seen = *seen.keys().last().unwrap();
 
     // The other battleapp takes the room over and the baseapp session says where.
@@ -95,29 +132,42 @@ async fn a_battleapp_killed_mid_battle_is_replaced_and_the_battle_ends_once_with
     let new_url = moved["url"].as_str().unwrap();
     assert!(new_url.contains(&other_addr.to_string()), "{moved}");
     let mut s2 = join(new_url, room, moved["ticket"].as_str().unwrap()).await;
-    let mut replayed = 0;
-    let end = loop {
-        let frame = s2.recv().await;
-        match frame["type"].as_str() {
-            Some("battle.state") => {
-                let tick = frame["tick"].as_u64().unwrap();
-                if let Some(before) = seen.get(&tick) {
-                    assert_eq!(before, &frame, "tick {tick} played again differently");
-                    replayed += 1;
-                } else {
-                    assert!(tick > last_seen, "tick {tick} skipped before the move");
-                }
-                s2.send(json!({"type": "battle.input", "action": "attack", "target": 0})).await;
-            }
-            Some("battle.end") => break frame,
-            _ => {}
+    // The new owner never shows a tick with other content than the players saw: a tick
+    // already seen comes again the same or not at all. Its frames come on the new battle
+    // socket, or through the session until the client has joined (the battle may even
+    // have ended while the room had no owner: its clock runs on).
+    let check = |frame: &Value| {
+        let tick = frame["tick"].as_u64().unwrap();
+        match seen.get(&tick) {
+            Some(before) => assert_eq!(before, frame, "tick {tick} shown again differently"),
+            None => assert!(tick > last_seen, "tick {tick} of the old owner's never shown"),
         }
     };
-    assert!(replayed > 0, "the ticks after the last input were played again, the same");
+    let started = Instant::now();
+    let (mut end, mut reward) = (None, None);
+    while end.is_none() || reward.is_none() {
+        assert!(started.elapsed() < SETTLE, "the battle never ended: {end:?} {reward:?}");
+        for on_battle_socket in [true, false] {
+            let client = if on_battle_socket { &mut s2 } else { &mut c };
+            let Some(frame) = client.try_recv(Duration::from_millis(50)).await else { continue };
+            match frame["type"].as_str() {
+                Some("battle.state") => {
+                    check(&frame);
+                    s2.send(json!({"type": "battle.input", "action": "attack", "target": 0})).await;
+                }
+                Some("battle.end") => end = Some(frame),
+                Some("battle.reward") => {
+                    assert!(reward.is_none(), "a second reward: {frame}");
+                    reward = Some(frame);
+                }
+                _ => {}
+            }
+        }
+    }
+    let (end, reward) = (end.unwrap(), reward.unwrap());
     assert_eq!(end["room"].as_u64(), Some(room));
 
     // One result, one reward.
-    let reward = c.recv_type("battle.reward").await;
     assert_eq!(reward["room"].as_u64(), Some(room));
     let gained = reward["xp"].as_u64().unwrap();
     let started = Instant::now();
@@ -127,5 +177,131 @@ async fn a_battleapp_killed_mid_battle_is_replaced_and_the_battle_ends_once_with
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(xp(&bus, me).await, xp_before + gained, "the reward was applied once");
-    assert!(bus.registered("battle").await.unwrap().is_empty(), "the finished room left the registry");
+    let lee_reward = tokio::time::timeout(SETTLE, lee_battle).await.expect("lee's battle ends").unwrap();
+    assert!(lee_reward["xp"].as_u64().unwrap() > 0, "{lee_reward}");
+    let started = Instant::now();
+    while !bus.registered("battle").await.unwrap().is_empty() {
+        assert!(started.elapsed() < SETTLE, "finished rooms stay in the registry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The frames test rooms pushed to player 1 so far (read from its queue), by room, in order.
+async fn room_frames(bus: &Bus, into: &mut BTreeMap<u64, Vec<Value>>) {
+    let q = Address::Player(1);
+    for d in bus.read(&q, 10_000, Duration::from_millis(100)).await.unwrap() {
+        let frame: Value = serde_json::from_slice(&d.envelope.body).unwrap();
+        into.entry(frame["room"].as_u64().unwrap()).or_default().push(frame);
+        bus.commit(warren_bus::Commit::ack_only(q.clone(), d.id)).await.unwrap();
+    }
+}
+
+/// Rooms on each battleapp, from `/modules`: room → module digest.
+async fn rooms_on(addr: SocketAddr) -> BTreeMap<u64, String> {
+    let modules = crate::http_get_json(addr, "/modules").await;
+    modules["rooms"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, digest)| (id.parse().unwrap(), digest.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_battle_module_published_mid_battle_moves_every_room_on_both_battleapps_and_a_bad_one_moves_none() {
+    let redis = RedisServer::start();
+    let bus = Bus::redis(&redis.url).await.unwrap();
+    bus.publish_module("battle", guests::read(guests::ROOM_V1)).await.unwrap();
+    let flags = ["--tick-hz", "20", "--checkpoint-ticks", "10"];
+    let (mut a, addr_a) = host("battleapp", &redis.url, "battle-a", &flags);
+    let (mut b, addr_b) = host("battleapp", &redis.url, "battle-b", &flags);
+    let started = Instant::now();
+    while bus.reports("battleapp").await.unwrap().len() < 2 {
+        assert!(started.elapsed() < SETTLE, "the battleapps never reported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ten rooms, then ten more once the reports show where the first went: the second
+    // ten go to the other battleapp.
+    for batch in 0..2 {
+        for _ in 0..10 {
+            warren::roles::battleapp::place_room(&bus, 1, b"{}".to_vec()).await.unwrap();
+        }
+        let started = Instant::now();
+        loop {
+            let placed: usize = rooms_on(addr_a).await.len() + rooms_on(addr_b).await.len();
+            let reported: usize = bus
+                .reports("battleapp")
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, r)| serde_json::from_slice::<Value>(r).unwrap()["rooms"].as_u64().unwrap() as usize)
+                .sum();
+            if placed == 10 * (batch + 1) && reported == placed {
+                break;
+            }
+            assert!(started.elapsed() < SETTLE, "rooms not running: {placed} placed, {reported} reported");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (on_a, on_b) = (rooms_on(addr_a).await, rooms_on(addr_b).await);
+    assert!(!on_a.is_empty() && !on_b.is_empty(), "rooms on both battleapps: {on_a:?} {on_b:?}");
+    let v1 = warren_runtime::digest(&guests::read(guests::ROOM_V1));
+    let v2 = warren_runtime::digest(&guests::read(guests::ROOM_V2));
+
+    // Every room ticks on v1; then v2 is published while they tick.
+    let mut frames: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
+    let until = |frames: &BTreeMap<u64, Vec<Value>>, version: u64| {
+        frames.len() == 20 && frames.values().all(|f| f.last().is_some_and(|l| l["version"] == version))
+    };
+    let started = Instant::now();
+    while !until(&frames, 1) {
+        assert!(started.elapsed() < SETTLE, "not every room ticks: {}", frames.len());
+        room_frames(&bus, &mut frames).await;
+    }
+    let counts = [on_a.len(), on_b.len()];
+    let all_on = |rooms: &BTreeMap<u64, String>, digest: &str| {
+        counts.contains(&rooms.len()) && rooms.values().all(|d| d == digest)
+    };
+    assert!(all_on(&rooms_on(addr_a).await, &v1) && all_on(&rooms_on(addr_b).await, &v1));
+    bus.publish_module("battle", guests::read(guests::ROOM_V2)).await.unwrap();
+    let started = Instant::now();
+    while !until(&frames, 2) {
+        assert!(started.elapsed() < SETTLE, "not every room moved to v2");
+        room_frames(&bus, &mut frames).await;
+    }
+    // No room lost a tick or its state: its count goes on by one across the move, and it
+    // says it was restored by v2.
+    for (room, seen) in &frames {
+        for pair in seen.windows(2) {
+            assert_eq!(pair[1]["ticks"].as_u64(), pair[0]["ticks"].as_u64().map(|t| t + 1), "room {room}: {pair:?}");
+        }
+        assert_eq!(seen.last().unwrap()["restored_by"], 2, "room {room}");
+    }
+    assert!(all_on(&rooms_on(addr_a).await, &v2) && all_on(&rooms_on(addr_b).await, &v2));
+    assert!(frames.values().all(|f| f[0]["version"] == 1), "each room was seen on v1 first");
+
+    // A module that cannot restore rooms is adopted for new rooms, and every running room
+    // stays on v2, says so in the log, and ticks on.
+    let bad = warren_runtime::digest(&guests::read(guests::ROOM_BAD_RESTORE));
+    bus.publish_module("battle", guests::read(guests::ROOM_BAD_RESTORE)).await.unwrap();
+    let started = Instant::now();
+    for (p, addr) in [(&mut a, addr_a), (&mut b, addr_b)] {
+        while crate::http_get_json(addr, "/modules").await["serving"]["battle"] != bad.as_str()
+            || p.log().matches("room kept its module").count() < 10
+        {
+            assert!(started.elapsed() < SETTLE, "the bad module was never tried; log:\n{}", p.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(all_on(&rooms_on(addr).await, &v2), "every room stays on v2");
+    }
+    let seen: Vec<usize> = frames.values().map(Vec::len).collect();
+    let started = Instant::now();
+    loop {
+        room_frames(&bus, &mut frames).await;
+        if frames.values().zip(&seen).all(|(f, n)| f.len() > n + 2) {
+            break;
+        }
+        assert!(started.elapsed() < SETTLE, "rooms stopped ticking");
+    }
+    assert_eq!(bus.registered("battle").await.unwrap().len(), 20, "no room lost");
 }

@@ -119,6 +119,18 @@ impl Client {
         }
     }
 
+    /// The next JSON frame if one comes within `wait`.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            match msg.expect("the connection stays open").expect("a frame, not an error") {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("frames are JSON")),
+                Message::Close(c) => panic!("connection closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
     /// Frames until one of type `kind`, which is returned (the others are dropped).
     pub async fn recv_type(&mut self, kind: &str) -> Value {
         loop {

@@ -58,7 +58,7 @@ fn bad_setups_are_refused() {
         (json!({"players": []}), "a battle needs at least one player"),
         (json!({"players": [1, 2, 1]}), "player 1 is listed twice"),
         (json!({"players": [0]}), "player id 0 is the bot's"),
-        (json!({"players": [1, 2, 3, 4, 5, 6, 7, 8, 9]}), "at most 8 players fit in a battle"),
+        (json!({"players": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]}), "at most 10 players fit in a battle"),
         (json!({"players": [1], "max_ticks": 0}), "max_ticks 0 is not from 1 to 600"),
         (json!({"players": [1], "max_ticks": 601}), "max_ticks 601 is not from 1 to 600"),
     ];

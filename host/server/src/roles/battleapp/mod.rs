@@ -56,12 +56,73 @@ pub struct Battleapp {
     pub url: String,
     /// The cluster's secret: tickets are signed and checked with it.
     pub secret: Vec<u8>,
-    /// Rooms running here: id → the sender that drains it.
-    rooms: Mutex<HashMap<u64, watch::Sender<bool>>>,
+    /// Rooms running here, by id.
+    rooms: Mutex<HashMap<u64, Running>>,
     /// Battle sockets here: (room, player) → the socket's outgoing frames.
     sockets: Mutex<HashMap<(u64, u64), mpsc::UnboundedSender<String>>>,
     /// The largest tick lag since the last report, µs.
     lag_us: AtomicU64,
+    /// How long after its due time each tick's frames were out (lateness + work).
+    tick_times: TickTimes,
+}
+
+/// A histogram of tick times: 50 µs buckets up to 10 ms, and one for anything later.
+pub struct TickTimes {
+    buckets: Vec<AtomicU64>,
+}
+
+/// The width of one [`TickTimes`] bucket, µs.
+const TICK_BUCKET_US: u64 = 50;
+
+impl TickTimes {
+    fn new() -> TickTimes {
+        TickTimes { buckets: (0..=200).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    /// Counts one tick that took `us` from its due time to its frames being out.
+    pub fn record(&self, us: u64) {
+        let i = ((us / TICK_BUCKET_US) as usize).min(self.buckets.len() - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets every tick counted so far.
+    pub fn reset(&self) {
+        for b in &self.buckets {
+            b.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Ticks counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The time within which a share `p` of the ticks were out, µs (a bucket's upper
+    /// bound; `u64::MAX` past the last bucket); `None` before any tick.
+    pub fn percentile(&self, p: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let wanted = (total as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in counts.iter().enumerate() {
+            seen += n;
+            if seen >= wanted {
+                return Some(if i + 1 == counts.len() { u64::MAX } else { (i as u64 + 1) * TICK_BUCKET_US });
+            }
+        }
+        Some(u64::MAX)
+    }
+}
+
+/// A room running here.
+struct Running {
+    /// Set to hand the room over.
+    drain: watch::Sender<bool>,
+    /// The digest of the module the room runs on (a room may stay on an older one).
+    module: String,
 }
 
 /// What a battleapp says of itself in its reports.
@@ -95,12 +156,50 @@ impl Battleapp {
             rooms: Mutex::default(),
             sockets: Mutex::default(),
             lag_us: AtomicU64::new(0),
+            tick_times: TickTimes::new(),
         }))
     }
 
     /// How many rooms run here.
     pub fn room_count(&self) -> usize {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Records the module room `id` runs on now.
+    fn note_module(&self, id: u64, digest: &str) {
+        if let Some(r) = self.rooms.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+            digest.clone_into(&mut r.module);
+        }
+    }
+
+    /// What this battleapp serves: the battle module its new rooms get, and the module of
+    /// each running room (one whose restore on a new module failed stays on its old one).
+    pub fn modules(&self) -> serde_json::Value {
+        let rooms: serde_json::Map<String, serde_json::Value> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, r)| (id.to_string(), r.module.clone().into()))
+            .collect();
+        serde_json::json!({
+            "serving": {"battle": self.module.current().digest()},
+            "refused": self.host.refusals.snapshot(),
+            "rooms": rooms,
+        })
+    }
+
+    /// How long ticks took, from their due time to their frames being out.
+    pub fn tick_times(&self) -> &TickTimes {
+        &self.tick_times
+    }
+
+    /// Hears frames for `player` of `room` as a battle socket here would (a bot client, a
+    /// benchmark): the room's frames for that player come on the receiver.
+    pub fn listen(&self, room: u64, player: u64) -> mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.sockets.lock().unwrap_or_else(|e| e.into_inner()).insert((room, player), tx);
+        rx
     }
 
     fn note_lag(&self, late_us: u64) {
@@ -150,7 +249,7 @@ impl Battleapp {
             if rooms.contains_key(&id) {
                 return;
             }
-            rooms.insert(id, drain);
+            rooms.insert(id, Running { drain, module: String::new() });
         }
         let app = self.clone();
         tokio::spawn(async move {
@@ -233,7 +332,7 @@ impl Battleapp {
         }
         self.host.leave(ROLE.name()).await;
         let drains: Vec<watch::Sender<bool>> =
-            self.rooms.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            self.rooms.lock().unwrap_or_else(|e| e.into_inner()).values().map(|r| r.drain.clone()).collect();
         for d in &drains {
             let _ = d.send(true);
         }
@@ -309,6 +408,12 @@ pub async fn main(host: Host, config: &HostConfig) -> anyhow::Result<()> {
     let router = axum::Router::new()
         .route("/", axum::routing::get(|| async { "Warren battleapp. Join a battle on the WebSocket at /ws.\n" }))
         .route("/ws", axum::routing::get(socket::upgrade))
+        .route(
+            "/modules",
+            axum::routing::get(|axum::extract::State(app): axum::extract::State<Arc<Battleapp>>| async move {
+                axum::Json(app.modules())
+            }),
+        )
         .with_state(app.clone());
     println!("warren battleapp {} listening on {addr}", host.instance);
     tracing::info!(%addr, %url, "battleapp serving");

@@ -10,6 +10,7 @@
 //! replay the journal — plays exactly the ticks the players already saw.
 
 use super::Battleapp;
+use crate::mechanics::logic::fresh_env;
 use crate::mechanics::owner::{Control, Occupant, OwnedQueue, Routed, Settled, Target};
 use crate::mechanics::ticket::Ticket;
 use serde_json::json;
@@ -22,6 +23,9 @@ use warren_runtime::{Battle, CallEnv, CallError, Effects, Outgoing, Room, RoomSt
 pub const CREATE: &str = "$create";
 /// The message kind of a player's input; its sender is the player, its body the frame.
 pub const INPUT: &str = "$input";
+/// Ticks added to the bound of how far a dead owner may have played (its clock's last
+/// reading and the time since): covers a skew of clocks between battleapps.
+const CLOCK_MARGIN_TICKS: u64 = 2;
 /// Ticks in a row a room may fail before it is closed.
 const MAX_FAILED_TICKS: u32 = 20;
 
@@ -63,6 +67,8 @@ pub struct RoomOwner {
     drain: watch::Receiver<bool>,
     /// Done: the room finished (or failed for good) and its end is committed.
     done: bool,
+    /// The module digest last recorded for the room (see [`Battleapp::modules`]).
+    module: String,
 }
 
 /// The room's own events.
@@ -118,6 +124,7 @@ impl RoomOwner {
             ticks,
             drain,
             done: false,
+            module: String::new(),
         }
     }
 
@@ -174,14 +181,56 @@ impl RoomOwner {
             self.seq = self.seq.max(n + 1);
             self.journaled.push(key);
         }
-        tracing::info!(room = self.id, tick = self.next_tick, replayed = self.journaled.len(), "room taken over");
+        // The ticks the last owner played after its last journaled input are not stored.
+        // Unless it handed the room over (and stopped exactly at its checkpoint), it may
+        // have played — and the players seen — ticks up to its clock's bound: play them
+        // again, silently, the same (no input can reach them: inputs read from now on go
+        // to later ticks). A tick shown to players is never shown with other content.
+        let played_to = match state.get("clock").map(|c| String::from_utf8_lossy(c).into_owned()) {
+            Some(clock) => match clock.split(' ').map(str::parse::<u64>).collect::<Result<Vec<_>, _>>().as_deref() {
+                Ok([tick, at_ms, 0]) => {
+                    let period = self.app.tick.as_millis().max(1) as u64;
+                    let now = fresh_env().now_ms;
+                    tick + now.saturating_sub(*at_ms) / period + CLOCK_MARGIN_TICKS
+                }
+                _ => self.next_tick,
+            },
+            None => self.next_tick,
+        };
+        let caught_up = self.next_tick;
+        let mut ended = None;
+        while self.next_tick < played_to && ended.is_none() {
+            let env = self.tick_env(self.next_tick);
+            match room.tick(self.next_tick, env) {
+                Ok((status, effects)) => {
+                    self.next_tick += 1;
+                    if status == RoomStatus::Finished {
+                        // The battle ended meanwhile: its end is shown (below), its result
+                        // committed at the first tick here.
+                        self.final_sends = Some(effects.sends.clone());
+                        ended = Some(effects);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        tracing::info!(
+            room = self.id,
+            tick = self.next_tick,
+            replayed = self.journaled.len(),
+            caught_up = self.next_tick - caught_up,
+            "room taken over"
+        );
         self.room = Some(room);
         // Tell each player where the room is now, with a ticket for it.
-        let now = crate::mechanics::logic::fresh_env().now_ms;
+        let now = fresh_env().now_ms;
         for &player in &self.players {
             let ticket = Ticket::new(player, self.id, now).sign(&self.app.secret);
             let frame = json!({"type": "battle.moved", "room": self.id, "url": self.app.url, "ticket": ticket});
             self.app.to_player_queue(self.id, player, frame.to_string()).await;
+        }
+        if let Some(effects) = ended {
+            self.deliver(None, &effects).await;
         }
         Ok(true)
     }
@@ -216,6 +265,7 @@ impl RoomOwner {
             ("seed".to_owned(), Some(self.seed.to_string().into_bytes())),
             ("start_ms".to_owned(), Some(self.start_ms.to_string().into_bytes())),
             ("tick".to_owned(), Some(b"0".to_vec())),
+            ("clock".to_owned(), Some(format!("0 {} 0", self.start_ms).into_bytes())),
             ("snapshot".to_owned(), Some(room.checkpoint().to_vec())),
         ];
         if let Err(e) = q.commit_writes(&self.me(), writes, effects.sends.clone(), Some(d.id.clone())).await {
@@ -289,6 +339,11 @@ impl RoomOwner {
         let Some(room) = self.room.as_mut() else { return Control::Continue };
         match room.tick(tick, env) {
             Ok((status, effects)) => {
+                let digest = room.module_digest();
+                if digest != self.module {
+                    digest.clone_into(&mut self.module);
+                    self.app.note_module(self.id, digest);
+                }
                 self.failures = 0;
                 self.next_tick += 1;
                 self.since_checkpoint += 1;
@@ -326,6 +381,14 @@ impl RoomOwner {
         let mut writes: Vec<(String, Option<Vec<u8>>)> = covered.iter().map(|k| (k.clone(), None)).collect();
         writes.push(("snapshot".into(), Some(room.checkpoint().to_vec())));
         writes.push(("tick".into(), Some(self.next_tick.to_string().into_bytes())));
+        // When this tick was due here: a battleapp that takes the room over after this
+        // one died bounds from it how far this one may have played. A hand-over (drain)
+        // stops playing here, exactly.
+        let handed_over = u8::from(*self.drain.borrow());
+        writes.push((
+            "clock".into(),
+            Some(format!("{} {} {handed_over}", self.next_tick, fresh_env().now_ms).into_bytes()),
+        ));
         let last = self.final_sends.is_some();
         if last {
             writes.push(("finished".into(), Some(b"1".to_vec())));
@@ -399,7 +462,10 @@ impl Occupant<Battle> for RoomOwner {
         match event {
             RoomEvent::Tick(late_us) => {
                 self.app.note_lag(late_us);
-                self.tick(q).await
+                let started = std::time::Instant::now();
+                let control = self.tick(q).await;
+                self.app.tick_times.record(late_us + started.elapsed().as_micros() as u64);
+                control
             }
             RoomEvent::Drain => Control::Continue,
         }

@@ -23,8 +23,13 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(app): State<Arc<Battleapp>>) ->
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| serve(socket, app))
 }
 
-/// Reads a join frame: the room and the player its ticket lets in, or why not.
-fn join(app: &Battleapp, text: &str) -> Result<(u64, u64), String> {
+/// How long a join waits for a room that was just placed here to start.
+const ROOM_START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a join frame: the room and the player its ticket lets in, or why not. A room
+/// placed a moment ago may not run yet (its battleapp is taking it): the join waits a
+/// little for it.
+async fn join(app: &Battleapp, text: &str) -> Result<(u64, u64), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("frames are JSON objects: {e}"))?;
     if v.get("type").and_then(Value::as_str) != Some("battle.join") {
         return Err("join a battle first: {\"type\":\"battle.join\",\"room\":...,\"ticket\":\"...\"}".into());
@@ -32,8 +37,12 @@ fn join(app: &Battleapp, text: &str) -> Result<(u64, u64), String> {
     let room = v.get("room").and_then(Value::as_u64).ok_or("battle.join needs a \"room\"")?;
     let ticket = v.get("ticket").and_then(Value::as_str).ok_or("battle.join needs a \"ticket\"")?;
     let t = Ticket::verify(ticket, &app.secret, room, fresh_env().now_ms).map_err(|e| e.to_string())?;
-    if !app.rooms.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&room) {
-        return Err(format!("room {room} is not on this server (it may have moved: wait for battle.moved)"));
+    let deadline = tokio::time::Instant::now() + ROOM_START_WAIT;
+    while !app.rooms.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&room) {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("room {room} is not on this server (it may have moved: wait for battle.moved)"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok((room, t.player))
 }
@@ -47,7 +56,7 @@ pub async fn serve(socket: WebSocket, app: Arc<Battleapp>) {
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
             Some(Ok(_)) => continue,
         };
-        match join(&app, &text) {
+        match join(&app, &text).await {
             Ok(joined) => break joined,
             Err(reason) => {
                 if sink.send(WsMessage::Text(protocol::error(&reason).into())).await.is_err() {
