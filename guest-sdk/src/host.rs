@@ -118,6 +118,14 @@ pub mod msg {
     pub fn push<T: Serialize + ?Sized>(player: PlayerId, frame: &T) {
         raw::push(player, &crate::encode(frame));
     }
+
+    /// Pushes one frame to several players' clients, encoding it once.
+    pub fn push_each<T: Serialize + ?Sized>(players: impl IntoIterator<Item = PlayerId>, frame: &T) {
+        let bytes = crate::encode(frame);
+        for player in players {
+            raw::push(player, &bytes);
+        }
+    }
 }
 
 /// Time and randomness from the host, the same on a replay of the message.

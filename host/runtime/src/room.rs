@@ -1,6 +1,8 @@
 //! Battle rooms: the one kind of entity that keeps its state in guest memory. A room
-//! stays transactional by checkpoint and journal — a snapshot after every tick, and the
-//! inputs taken since — and moves to a new module by snapshot and restore.
+//! stays transactional by checkpoint and journal — a snapshot, taken when asked for
+//! ([`Room::checkpoint`]) or when the room moves, and the inputs and ticks since, which
+//! replay exactly (each with the time and seed it first ran with) — and moves to a new
+//! module by snapshot and restore.
 
 use crate::bindings::battle::exports::warren::game::room::RoomStatus as WitStatus;
 use crate::call::{CallEnv, Effects};
@@ -9,6 +11,9 @@ use crate::limits::CallError;
 use crate::module::RoleModule;
 use crate::world::Battle;
 use std::sync::Arc;
+
+/// Most calls kept since the last snapshot before the room takes one by itself.
+const MAX_JOURNAL: usize = 512;
 
 /// Whether a room goes on after a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +24,12 @@ pub enum RoomStatus {
     Finished,
 }
 
-/// An input taken since the last checkpoint, kept to rebuild the room after a fault.
-struct JournalEntry {
-    player: u64,
-    input: Vec<u8>,
-    env: CallEnv,
+/// A call since the last checkpoint, kept to rebuild the room after a fault.
+enum JournalEntry {
+    /// A player's input.
+    Input { player: u64, input: Vec<u8>, env: CallEnv },
+    /// A tick.
+    Tick { tick: u64, env: CallEnv },
 }
 
 /// One battle room on its own instance.
@@ -38,7 +44,7 @@ pub struct Room {
     generation: u64,
     /// The room's snapshot after its last successful tick (or its creation).
     checkpoint: Vec<u8>,
-    /// The inputs applied since the checkpoint, in order.
+    /// The inputs and ticks applied since the checkpoint, in order.
     journal: Vec<JournalEntry>,
 }
 
@@ -67,10 +73,23 @@ impl Room {
         Ok(Room { id, role, live, generation, checkpoint: snapshot.to_vec(), journal: Vec::new() })
     }
 
-    /// The room's snapshot after its last successful tick (or its creation, or restore),
-    /// with the inputs since not in it: what a host stores to bring the room back.
-    pub fn checkpoint(&self) -> &[u8] {
-        &self.checkpoint
+    /// The room's snapshot now — every input and tick applied so far in it —, taken if
+    /// anything happened since the last one: what a host stores to bring the room back.
+    pub fn checkpoint(&mut self) -> Result<&[u8], CallError> {
+        if !self.journal.is_empty() {
+            let env = CallEnv { now_ms: 0, seed: 0 };
+            match snapshot(&mut self.live, env) {
+                Ok(snap) => {
+                    self.checkpoint = snap;
+                    self.journal.clear();
+                }
+                Err(e) => {
+                    self.rebuild()?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(&self.checkpoint)
     }
 
     /// The room's id.
@@ -90,7 +109,7 @@ impl Room {
             self.live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_input(s, player, input));
         match result {
             Ok((_, effects)) => {
-                self.journal.push(JournalEntry { player, input: input.to_vec(), env });
+                self.journal.push(JournalEntry::Input { player, input: input.to_vec(), env });
                 Ok(effects)
             }
             Err(e) => {
@@ -104,10 +123,14 @@ impl Room {
     pub fn tick(&mut self, tick: u64, env: CallEnv) -> Result<(RoomStatus, Effects), CallError> {
         self.follow_swap(env);
         let result = self.live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_tick(s, tick));
-        match result.and_then(|(status, effects)| Ok((status, effects, snapshot(&mut self.live, env)?))) {
-            Ok((status, effects, checkpoint)) => {
-                self.checkpoint = checkpoint;
-                self.journal.clear();
+        match result {
+            Ok((status, effects)) => {
+                self.journal.push(JournalEntry::Tick { tick, env });
+                if self.journal.len() >= MAX_JOURNAL {
+                    // Bounds the replay after a fault, and the memory, for hosts that do
+                    // not ask for checkpoints often; a failed snapshot rebuilds the room.
+                    let _ = self.checkpoint();
+                }
                 let status = match status {
                     WitStatus::Running => RoomStatus::Running,
                     WitStatus::Finished => RoomStatus::Finished,
@@ -172,9 +195,16 @@ impl Room {
             g.warren_game_room().call_restore(s, checkpoint)
         })?;
         for entry in &self.journal {
-            fresh.call(&mut Default::default(), entry.env, |g, s| {
-                g.warren_game_room().call_input(s, entry.player, &entry.input)
-            })?;
+            match entry {
+                JournalEntry::Input { player, input, env } => fresh
+                    .call(&mut Default::default(), *env, |g, s| g.warren_game_room().call_input(s, *player, input))
+                    .map(drop)?,
+                JournalEntry::Tick { tick, env } => fresh
+                    .call(&mut Default::default(), *env, |g, s| {
+                        g.warren_game_room().call_tick(s, *tick).map(|r| r.map(drop))
+                    })
+                    .map(drop)?,
+            }
         }
         let broken = std::mem::replace(&mut self.live, fresh);
         broken.retire();

@@ -99,9 +99,7 @@ impl Battle {
 
     /// Pushes `frame` to every player in the room.
     fn push_all(&self, frame: &Value) {
-        for f in self.humans() {
-            msg::push(f.id, frame);
-        }
+        msg::push_each(self.humans().map(|f| f.id), frame);
     }
 
     fn views(&self) -> Vec<Value> {

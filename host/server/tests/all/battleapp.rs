@@ -38,13 +38,6 @@ async fn join(url: &str, room: u64, ticket: &str) -> Client {
     b
 }
 
-/// The player's stored xp.
-async fn xp(bus: &Bus, player: u64) -> u64 {
-    let state = bus.load_state(&Address::Player(player)).await.unwrap();
-    let profile: Value = serde_json::from_slice(state.get("profile").expect("a profile")).unwrap();
-    profile["xp"].as_u64().expect("xp")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_battleapp_killed_mid_battle_is_replaced_and_the_battle_ends_once_with_the_same_ticks() {
     let redis = RedisServer::start();
@@ -93,7 +86,7 @@ async fn fail_over(url: &str, signal: &str) {
     c.send(json!({"type": "login", "name": "kim"})).await;
     let me = c.recv_type("welcome").await["player"].as_u64().unwrap();
     c.recv_type("profile").await;
-    let xp_before = xp(&bus, me).await;
+    let xp_before = crate::stored(&bus, me, "xp").await;
     // Both battleapps report before the room is placed.
     let started = Instant::now();
     while bus.reports("battleapp").await.unwrap().len() < 2 {
@@ -171,12 +164,12 @@ async fn fail_over(url: &str, signal: &str) {
     assert_eq!(reward["room"].as_u64(), Some(room));
     let gained = reward["xp"].as_u64().unwrap();
     let started = Instant::now();
-    while xp(&bus, me).await < xp_before + gained {
+    while crate::stored(&bus, me, "xp").await < xp_before + gained {
         assert!(started.elapsed() < SETTLE, "the reward was never stored");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(xp(&bus, me).await, xp_before + gained, "the reward was applied once");
+    assert_eq!(crate::stored(&bus, me, "xp").await, xp_before + gained, "the reward was applied once");
     let lee_reward = tokio::time::timeout(SETTLE, lee_battle).await.expect("lee's battle ends").unwrap();
     assert!(lee_reward["xp"].as_u64().unwrap() > 0, "{lee_reward}");
     let started = Instant::now();

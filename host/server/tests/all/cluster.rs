@@ -435,13 +435,6 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     assert_eq!(back[0].envelope.kind, "poison");
 }
 
-/// The gold in a player's stored profile.
-async fn gold(bus: &Bus, player: u64) -> u64 {
-    let state = bus.load_state(&Address::Player(player)).await.unwrap();
-    let profile: Value = serde_json::from_slice(state.get("profile").expect("a profile")).unwrap();
-    profile["gold"].as_u64().expect("gold")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_doubled() {
     let redis = RedisServer::start();
@@ -450,7 +443,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
     bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
     let (mut a, addr_a) = baseapp(&redis.url, 16, "base-a", 1_500);
     let (_bob, bob) = login(addr_a, "bob").await;
-    let start_gold = gold(&bus, bob).await;
+    let start_gold = crate::stored(&bus, bob, "gold").await;
     // Won battles, each paying 20 gold, queued faster than the session handles them.
     let results = 400u64;
     for room in 0..results {
@@ -464,13 +457,13 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
         bus.send(msg).await.unwrap();
     }
     let started = Instant::now();
-    while gold(&bus, bob).await < start_gold + 20 * 50 {
+    while crate::stored(&bus, bob, "gold").await < start_gold + 20 * 50 {
         assert!(started.elapsed() < SETTLE, "base-a never got going; its log:\n{}", a.log());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     a.signal("KILL");
     a.wait(SETTLE);
-    assert!(gold(&bus, bob).await < start_gold + 20 * results, "killed mid-load, not after it");
+    assert!(crate::stored(&bus, bob, "gold").await < start_gold + 20 * results, "killed mid-load, not after it");
 
     // Bob logs in on another baseapp once base-a's lease on him expires; it finishes the
     // queue, including what base-a had taken but not committed.
@@ -480,7 +473,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
     let target = start_gold + 20 * results;
     let started = Instant::now();
     loop {
-        let now = gold(&bus, bob).await;
+        let now = crate::stored(&bus, bob, "gold").await;
         assert!(now <= target, "gold {now} beyond {target}: a result was applied twice");
         if now == target {
             break;
@@ -504,5 +497,5 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
         "unhandled: {:?}",
         left.iter().map(|d| &d.envelope.kind).collect::<Vec<_>>()
     );
-    assert_eq!(gold(&bus, bob).await, target);
+    assert_eq!(crate::stored(&bus, bob, "gold").await, target);
 }

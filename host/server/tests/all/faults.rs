@@ -2,7 +2,7 @@
 //! bus error is never a refusal and never acknowledges a message.
 
 use crate::Dev;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use warren_bus::{Address, Bus, Op, Outbound};
 use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
@@ -14,12 +14,6 @@ fn embedded(bus: &Bus) -> &warren_bus::EmbeddedBus {
     }
 }
 
-async fn gold(bus: &Bus, player: u64) -> u64 {
-    let state = bus.load_state(&Address::Player(player)).await.unwrap();
-    let profile: Value = serde_json::from_slice(state.get("profile").expect("a profile")).unwrap();
-    profile["gold"].as_u64().expect("gold")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() {
     let bus = Bus::embedded_with_groups(16);
@@ -27,7 +21,7 @@ async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() 
     let (mut c, welcome) = dev.login("gus").await;
     c.recv_type("profile").await;
     let player = welcome["player"].as_u64().unwrap();
-    let before = gold(&bus, player).await;
+    let before = crate::stored(&bus, player, "gold").await;
 
     // A commit that fails leaves the session without its cached state: the next message
     // must load it, and that load fails once.
@@ -47,7 +41,7 @@ async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() 
     let reward = c.recv_type("battle.reward").await;
     assert_eq!((reward["room"].as_u64(), reward["won"].as_bool()), (Some(7), Some(true)), "{reward}");
     assert_eq!(c.recv_type("profile").await["gold"].as_u64(), Some(before + 20));
-    assert_eq!(gold(&bus, player).await, before + 20, "paid once");
+    assert_eq!(crate::stored(&bus, player, "gold").await, before + 20, "paid once");
 
     // Nothing of it is left anywhere: not pending, not set aside.
     let q = Address::Player(player);

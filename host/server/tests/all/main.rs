@@ -142,6 +142,13 @@ impl Client {
     }
 }
 
+/// A number in a player's stored profile (`gold`, `xp`, ...), as the message center holds it.
+pub async fn stored(bus: &Bus, player: u64, field: &str) -> u64 {
+    let state = bus.load_state(&warren_bus::Address::Player(player)).await.unwrap();
+    let profile: Value = serde_json::from_slice(state.get("profile").expect("a profile")).unwrap();
+    profile[field].as_u64().unwrap_or_else(|| panic!("{field} in {profile}"))
+}
+
 /// A minimal HTTP GET of a JSON page.
 async fn http_get_json(addr: SocketAddr, path: &str) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

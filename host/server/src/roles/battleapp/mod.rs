@@ -210,10 +210,15 @@ impl Battleapp {
     /// else through their queue (their baseapp session forwards it).
     pub async fn to_player(&self, room: u64, player: u64, frame: String) {
         let local = self.sockets.lock().unwrap_or_else(|e| e.into_inner()).get(&(room, player)).cloned();
-        match local {
-            Some(tx) if tx.send(frame.clone()).is_ok() => {}
-            _ => self.to_player_queue(room, player, frame).await,
-        }
+        let frame = match local {
+            Some(tx) => match tx.send(frame) {
+                Ok(()) => return,
+                // The socket just closed: the frame goes the other way.
+                Err(e) => e.0,
+            },
+            None => frame,
+        };
+        self.to_player_queue(room, player, frame).await;
     }
 
     /// Sends a frame to a player through their queue.
@@ -289,8 +294,13 @@ impl Battleapp {
         let bus = &self.host.bus;
         let members = bus.members(ROLE.name()).await?;
         for (id, assigned) in bus.registered(REGISTRY).await? {
-            let mine = assigned == self.host.instance;
-            if (mine || !members.contains(&assigned)) && bus.lease_holder(&Address::Battle(id)).await?.is_none() {
+            let running_here = self.rooms.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id);
+            // Placed here but not running yet, or placed on a battleapp that is gone.
+            let wanted = assigned == self.host.instance || !members.contains(&assigned);
+            if running_here || !wanted {
+                continue;
+            }
+            if bus.lease_holder(&Address::Battle(id)).await?.is_none() {
                 self.take(id).await;
             }
         }

@@ -230,7 +230,7 @@ impl RoomOwner {
             self.app.to_player_queue(self.id, player, frame.to_string()).await;
         }
         if let Some(effects) = ended {
-            self.deliver(None, &effects).await;
+            self.deliver(None, effects).await;
         }
         Ok(true)
     }
@@ -251,7 +251,7 @@ impl RoomOwner {
         let made = tokio::task::spawn_blocking(move || Room::create(module, id, &s, env))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        let (room, effects) = match made {
+        let (mut room, effects) = match made {
             Ok(made) => made,
             Err(e) => {
                 tracing::warn!(room = self.id, error = %e, "room not created");
@@ -266,14 +266,14 @@ impl RoomOwner {
             ("start_ms".to_owned(), Some(self.start_ms.to_string().into_bytes())),
             ("tick".to_owned(), Some(b"0".to_vec())),
             ("clock".to_owned(), Some(format!("0 {} 0", self.start_ms).into_bytes())),
-            ("snapshot".to_owned(), Some(room.checkpoint().to_vec())),
+            ("snapshot".to_owned(), Some(room.checkpoint().map(<[u8]>::to_vec).unwrap_or_default())),
         ];
         if let Err(e) = q.commit_writes(&self.me(), writes, effects.sends.clone(), Some(d.id.clone())).await {
             return Routed::Outcome(q.fail(e));
         }
         self.players = players_of(&setup);
         self.room = Some(room);
-        self.deliver(None, &effects).await;
+        self.deliver(None, effects).await;
         Routed::Outcome(Settled::Done(Effects::default()))
     }
 
@@ -303,7 +303,7 @@ impl RoomOwner {
         let env = CallEnv { now_ms: entry.now_ms, seed: entry.seed };
         let room = self.room.as_mut().expect("checked above");
         match room.input(player, entry.frame.as_bytes(), env) {
-            Ok(effects) => self.deliver(Some(player), &effects).await,
+            Ok(effects) => self.deliver(Some(player), effects).await,
             Err(CallError::Rejected(reason)) => {
                 self.app.to_player(self.id, player, crate::protocol::error(&reason)).await
             }
@@ -316,15 +316,18 @@ impl RoomOwner {
     }
 
     /// Frames of a call: replies to `sender`, pushes to their players.
-    async fn deliver(&self, sender: Option<u64>, effects: &Effects) {
-        crate::mechanics::logic::emit_logs(&Address::Battle(self.id), effects);
+    async fn deliver(&self, sender: Option<u64>, effects: Effects) {
+        crate::mechanics::logic::emit_logs(&Address::Battle(self.id), &effects);
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        };
         if let Some(player) = sender {
-            for r in &effects.replies {
-                self.app.to_player(self.id, player, String::from_utf8_lossy(r).into_owned()).await;
+            for r in effects.replies {
+                self.app.to_player(self.id, player, text(r)).await;
             }
         }
-        for (player, frame) in &effects.pushes {
-            self.app.to_player(self.id, *player, String::from_utf8_lossy(frame).into_owned()).await;
+        for (player, frame) in effects.pushes {
+            self.app.to_player(self.id, player, text(frame)).await;
         }
     }
 
@@ -338,7 +341,7 @@ impl RoomOwner {
         let env = self.tick_env(tick);
         let Some(room) = self.room.as_mut() else { return Control::Continue };
         match room.tick(tick, env) {
-            Ok((status, effects)) => {
+            Ok((status, mut effects)) => {
                 let digest = room.module_digest();
                 if digest != self.module {
                     digest.clone_into(&mut self.module);
@@ -347,9 +350,10 @@ impl RoomOwner {
                 self.failures = 0;
                 self.next_tick += 1;
                 self.since_checkpoint += 1;
-                self.deliver(None, &effects).await;
+                let sends = std::mem::take(&mut effects.sends);
+                self.deliver(None, effects).await;
                 if status == RoomStatus::Finished {
-                    self.final_sends = Some(effects.sends);
+                    self.final_sends = Some(sends);
                     return self.checkpoint(q).await;
                 }
                 if self.since_checkpoint >= self.app.checkpoint_ticks {
@@ -373,13 +377,18 @@ impl RoomOwner {
 
     /// Replaces the journal with the room's snapshot; with the result at the end.
     async fn checkpoint(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
-        let Some(room) = self.room.as_ref() else { return Control::Continue };
-        // The snapshot is of the last tick played: inputs journaled for a tick not played
-        // yet (taken since) stay in the journal.
-        let played = |key: &String| journal_tick(key).is_some_and(|t| t < self.next_tick);
-        let (covered, ahead): (Vec<String>, Vec<String>) = self.journaled.iter().cloned().partition(played);
-        let mut writes: Vec<(String, Option<Vec<u8>>)> = covered.iter().map(|k| (k.clone(), None)).collect();
-        writes.push(("snapshot".into(), Some(room.checkpoint().to_vec())));
+        let Some(room) = self.room.as_mut() else { return Control::Continue };
+        // The snapshot holds everything applied so far, the inputs taken for the next tick
+        // included: the journal is done with.
+        let snapshot = match room.checkpoint() {
+            Ok(snapshot) => snapshot.to_vec(),
+            Err(e) => {
+                tracing::warn!(room = self.id, error = %e, "snapshot failed; the journal stays");
+                return Control::Continue;
+            }
+        };
+        let mut writes: Vec<(String, Option<Vec<u8>>)> = self.journaled.iter().map(|k| (k.clone(), None)).collect();
+        writes.push(("snapshot".into(), Some(snapshot)));
         writes.push(("tick".into(), Some(self.next_tick.to_string().into_bytes())));
         // When this tick was due here: a battleapp that takes the room over after this
         // one died bounds from it how far this one may have played. A hand-over (drain)
@@ -396,7 +405,7 @@ impl RoomOwner {
         let sends = self.final_sends.clone().unwrap_or_default();
         match q.commit_writes(&self.me(), writes, sends, None).await {
             Ok(()) => {
-                self.journaled = ahead;
+                self.journaled.clear();
                 self.since_checkpoint = 0;
                 if last {
                     self.finish().await;
