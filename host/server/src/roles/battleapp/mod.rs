@@ -62,7 +62,10 @@ pub struct Battleapp {
     sockets: Mutex<HashMap<(u64, u64), mpsc::UnboundedSender<String>>>,
     /// The largest tick lag since the last report, µs.
     lag_us: AtomicU64,
-    /// How long after its due time each tick's frames were out (lateness + work).
+    /// How long each tick took: the tick, its frames, a checkpoint when one was due.
+    tick_work: TickTimes,
+    /// How long after its due time each tick's frames were out: the wait for the timer
+    /// (tokio's has 1 ms steps) and for other rooms' ticks, then the work.
     tick_times: TickTimes,
 }
 
@@ -156,6 +159,7 @@ impl Battleapp {
             rooms: Mutex::default(),
             sockets: Mutex::default(),
             lag_us: AtomicU64::new(0),
+            tick_work: TickTimes::new(),
             tick_times: TickTimes::new(),
         }))
     }
@@ -192,6 +196,11 @@ impl Battleapp {
     /// How long ticks took, from their due time to their frames being out.
     pub fn tick_times(&self) -> &TickTimes {
         &self.tick_times
+    }
+
+    /// How long ticks took to play, checkpoint and send.
+    pub fn tick_work(&self) -> &TickTimes {
+        &self.tick_work
     }
 
     /// Hears frames for `player` of `room` as a battle socket here would (a bot client, a

@@ -473,7 +473,9 @@ impl Occupant<Battle> for RoomOwner {
                 self.app.note_lag(late_us);
                 let started = std::time::Instant::now();
                 let control = self.tick(q).await;
-                self.app.tick_times.record(late_us + started.elapsed().as_micros() as u64);
+                let work = started.elapsed().as_micros() as u64;
+                self.app.tick_work.record(work);
+                self.app.tick_times.record(late_us + work);
                 control
             }
             RoomEvent::Drain => Control::Continue,
