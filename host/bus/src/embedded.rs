@@ -149,7 +149,15 @@ impl Center {
         // A seed that differs per message, mixed so that consecutive seeds look unrelated.
         let seed = self.seeds.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now;
         let address = crate::queue_of(&msg.to, self.groups);
-        let envelope = Envelope { to: msg.to, sender: msg.sender, kind: msg.kind, body: msg.body, now_ms: now, seed };
+        let envelope = Envelope {
+            to: msg.to,
+            sender: msg.sender,
+            kind: msg.kind,
+            body: msg.body,
+            now_ms: now,
+            seed,
+            hops: msg.hops,
+        };
         self.append(address, seq, envelope);
         id_of(seq)
     }
@@ -181,6 +189,17 @@ impl EmbeddedBus {
 
     pub(crate) fn send(&self, msg: Outbound) -> Result<MessageId, BusError> {
         Ok(self.lock().enqueue(msg))
+    }
+
+    pub(crate) fn backlogs(&self, destinations: &[Address]) -> Vec<u64> {
+        let center = self.lock();
+        destinations
+            .iter()
+            .map(|to| {
+                let queue = crate::queue_of(to, center.groups);
+                center.queues.get(&queue).map_or(0, |q| (q.fresh.len() + q.pending.len()) as u64)
+            })
+            .collect()
     }
 
     pub(crate) async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {

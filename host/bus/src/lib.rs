@@ -178,6 +178,16 @@ impl Bus {
         }
     }
 
+    /// How many messages wait in the queues of `destinations` (entity addresses, mapped to
+    /// their queues: a guild's is its group's), delivered or not, until acknowledged: what
+    /// a sender checks against a queue's cap before it commits a send.
+    pub async fn backlogs(&self, destinations: &[Address]) -> Result<Vec<u64>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.check(Op::Read).map(|()| b.backlogs(destinations)),
+            Bus::Redis(b) => b.backlogs(destinations).await,
+        }
+    }
+
     /// Takes up to `max` new messages from `queue`, waiting up to `wait` for one. They
     /// stay pending until a [`Commit`] acknowledges them.
     pub async fn read(&self, queue: &Address, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {

@@ -74,6 +74,9 @@ pub struct Outbound {
     pub kind: String,
     /// The payload.
     pub body: Vec<u8>,
+    /// How many messages caused this one, one from another (0: none did — a client's
+    /// frame or the host's own message caused it). A chain too deep is a dead letter.
+    pub hops: u32,
 }
 
 /// A message as stored in a queue.
@@ -92,6 +95,8 @@ pub struct Envelope {
     pub now_ms: u64,
     /// The seed of the handler's random sequence for this message.
     pub seed: u64,
+    /// How many messages caused this one (see [`Outbound::hops`]).
+    pub hops: u32,
 }
 
 /// A message handed to a consumer.

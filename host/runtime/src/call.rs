@@ -3,7 +3,7 @@
 
 use crate::bindings::platform::warren::game::{env, log, messaging, state, types};
 use crate::bindings::{Address, Level};
-use crate::limits::{EmitLimit, Limits};
+use crate::limits::{EmitLimit, Limits, Quota, ReservedKind, is_reserved_kind};
 use std::collections::BTreeMap;
 
 /// An entity's state as the host owns it: named values (`profile`, `bag`, ...).
@@ -91,11 +91,13 @@ pub struct HostState {
     call: ActiveCall,
     /// Linear memory the instance holds, all memories together, for the memory cap.
     pub(crate) memory_bytes: usize,
+    /// The most bytes the entity's state may hold (its role's quota).
+    pub(crate) state_quota: usize,
 }
 
 impl HostState {
-    pub(crate) fn new(limits: Limits) -> Self {
-        HostState { limits, call: ActiveCall::default(), memory_bytes: 0 }
+    pub(crate) fn new(limits: Limits, state_quota: usize) -> Self {
+        HostState { limits, call: ActiveCall::default(), memory_bytes: 0, state_quota }
     }
 
     /// Starts a call over `state` (moved in; handed back by [`HostState::finish`]).
@@ -120,6 +122,56 @@ impl HostState {
         (std::mem::take(&mut c.state), effects)
     }
 
+    /// Checks the end of a call that returned normally: its state against the entity's
+    /// quota — refused only if the call grew it, so an entity over a lowered quota can
+    /// still shrink —, and its refusal reason, if any, against its cap and the call's.
+    pub(crate) fn check_end(&mut self, reason: Option<&str>) -> Result<(), crate::limits::CallError> {
+        use crate::limits::CallError;
+        if let Some(reason) = reason {
+            let cap = self.limits.max_reason_bytes;
+            if reason.len() > cap {
+                return Err(CallError::Emit(EmitLimit::Item { what: "a refusal reason", bytes: reason.len(), cap }));
+            }
+            if self.call.emitted_bytes + reason.len() > self.limits.max_emit_bytes {
+                return Err(CallError::Emit(EmitLimit::Bytes(self.limits.max_emit_bytes)));
+            }
+            return Ok(());
+        }
+        let c = &self.call;
+        if c.writes.is_empty() {
+            return Ok(());
+        }
+        let size = |k: &String, v: &Vec<u8>| k.len() + v.len();
+        let before_bytes: usize = c.state.iter().map(|(k, v)| size(k, v)).sum();
+        let (mut bytes, mut keys) = (before_bytes, c.state.len());
+        for (k, v) in &c.writes {
+            if let Some(old) = c.state.get(k) {
+                bytes -= size(k, old);
+                keys -= 1;
+            }
+            if let Some(new) = v {
+                bytes += size(k, new);
+                keys += 1;
+            }
+        }
+        if bytes > self.state_quota && bytes > before_bytes {
+            return Err(CallError::Quota(Quota::StateBytes { bytes, cap: self.state_quota }));
+        }
+        let cap = self.limits.max_state_keys;
+        if keys > cap && keys > c.state.len() {
+            return Err(CallError::Quota(Quota::StateKeys { keys, cap }));
+        }
+        Ok(())
+    }
+
+    /// Checks one item against its own cap, then counts it against the call's.
+    fn emit_item(&mut self, what: &'static str, bytes: usize, cap: usize) -> wasmtime::Result<()> {
+        if bytes > cap {
+            return Err(wasmtime::Error::new(EmitLimit::Item { what, bytes, cap }));
+        }
+        self.emit(bytes)
+    }
+
     /// Counts one emitted item of `bytes` bytes against the call's caps.
     fn emit(&mut self, bytes: usize) -> wasmtime::Result<()> {
         let c = &mut self.call;
@@ -139,7 +191,7 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn write(&mut self, level: Level, text: String) -> wasmtime::Result<()> {
-        self.emit(text.len())?;
+        self.emit_item("a log line", text.len(), self.limits.max_log_bytes)?;
         self.call.effects.logs.push((level, text));
         Ok(())
     }
@@ -147,19 +199,22 @@ impl log::Host for HostState {
 
 impl messaging::Host for HostState {
     fn send(&mut self, to: Address, kind: String, body: Vec<u8>) -> wasmtime::Result<()> {
-        self.emit(kind.len() + body.len())?;
+        if is_reserved_kind(&kind) {
+            return Err(wasmtime::Error::new(ReservedKind(kind)));
+        }
+        self.emit_item("a message", kind.len() + body.len(), self.limits.max_message_bytes)?;
         self.call.effects.sends.push(Outgoing { to, kind, body });
         Ok(())
     }
 
     fn reply(&mut self, frame: Vec<u8>) -> wasmtime::Result<()> {
-        self.emit(frame.len())?;
+        self.emit_item("a reply", frame.len(), self.limits.max_frame_bytes)?;
         self.call.effects.replies.push(frame);
         Ok(())
     }
 
     fn push(&mut self, player: u64, frame: Vec<u8>) -> wasmtime::Result<()> {
-        self.emit(frame.len())?;
+        self.emit_item("a push", frame.len(), self.limits.max_frame_bytes)?;
         self.call.effects.pushes.push((player, frame));
         Ok(())
     }
@@ -175,13 +230,14 @@ impl state::Host for HostState {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.emit(key.len() + value.len())?;
+        self.emit_item("a state key", key.len(), self.limits.max_key_bytes)?;
+        self.emit_item("a state value", value.len(), self.limits.max_value_bytes)?;
         self.call.writes.insert(key, Some(value));
         Ok(())
     }
 
     fn remove(&mut self, key: String) -> wasmtime::Result<()> {
-        self.emit(key.len())?;
+        self.emit_item("a state key", key.len(), self.limits.max_key_bytes)?;
         self.call.writes.insert(key, None);
         Ok(())
     }

@@ -17,7 +17,8 @@ impl<W: World> Live<W> {
     /// Instantiates `module` in a fresh store.
     pub(crate) fn new(module: Arc<Module<W>>) -> Result<Self, CallError> {
         let runtime = &module.runtime;
-        let mut store = wasmtime::Store::new(&runtime.shared.engine, HostState::new(runtime.limits()));
+        let limits = runtime.limits();
+        let mut store = wasmtime::Store::new(&runtime.shared.engine, HostState::new(limits, W::state_quota(&limits)));
         store.limiter(|s| s);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(runtime.deadline_ticks());
@@ -32,6 +33,11 @@ impl<W: World> Live<W> {
     /// The module this instance runs.
     pub(crate) fn module(&self) -> &Arc<Module<W>> {
         &self.module
+    }
+
+    /// The most bytes the entity's state may hold.
+    pub(crate) fn state_quota(&self) -> usize {
+        self.store.data().state_quota
     }
 
     /// Gives back the module (dropping the instance).
@@ -55,8 +61,15 @@ impl<W: World> Live<W> {
         self.store.set_epoch_deadline(ticks);
         self.store.data_mut().begin(std::mem::take(state), env);
         let outcome = f(&self.guest, &mut self.store);
+        // What the guest left is checked before the call's buffers are handed back.
+        let checked = match &outcome {
+            Ok(Ok(_)) => self.store.data_mut().check_end(None),
+            Ok(Err(reason)) => self.store.data_mut().check_end(Some(reason)),
+            Err(_) => Ok(()),
+        };
         let (taken, effects) = self.store.data_mut().finish();
         *state = taken;
+        checked?;
         match outcome {
             Ok(Ok(value)) => Ok((value, effects)),
             Ok(Err(reason)) => Err(CallError::Rejected(reason)),
@@ -85,6 +98,12 @@ impl<W: World> Instance<W> {
     /// An instance of `role`'s module (instantiated at the first call).
     pub fn new(role: Arc<RoleModule<W>>) -> Self {
         Instance { role, live: None }
+    }
+
+    /// True when the instance holds a live instance of a module the role has replaced:
+    /// memory kept for nothing until its next call, which would replace it anyway.
+    pub fn is_stale(&self) -> bool {
+        self.live.as_ref().is_some_and(|(g, _)| *g != self.role.generation())
     }
 
     /// The version (digest) of the module the next call runs on.

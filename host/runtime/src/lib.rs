@@ -28,7 +28,7 @@ pub use bindings::{Address, Level, Message};
 pub use call::{CallEnv, Effects, EntityState, Outgoing, StateWrite};
 pub use engine::{EPOCH_TICK, Runtime};
 pub use instance::Instance;
-pub use limits::{CallError, EmitLimit, Limits, MemoryCap};
+pub use limits::{CallError, EmitLimit, Limits, MemoryCap, Quota, ReservedKind, StateQuota, is_reserved_kind};
 pub use module::{LoadError, Module, RoleModule, digest};
 pub use roles::CallResult;
 pub use room::{Room, RoomStatus};

@@ -16,6 +16,14 @@ use wasmtime::component::Component;
 /// Why a module was refused. The module serving before keeps serving.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
+    /// The module is bigger than the runtime accepts.
+    #[error("{bytes} bytes, over the cap of {cap} on a module's size")]
+    TooBig {
+        /// Its size.
+        bytes: usize,
+        /// The cap ([`crate::Limits::max_module_bytes`]).
+        cap: usize,
+    },
     /// The bytes are not WebAssembly at all.
     #[error("not a WebAssembly file (no `\\0asm` header)")]
     NotWasm,
@@ -72,20 +80,34 @@ impl Runtime {
     /// trial instance. Slow (Cranelift) the first time: call it off the serving path. The
     /// compiled code is remembered by digest, so loading the same bytes again in this
     /// process (validated on upload, then swapped in) compiles once.
+    ///
+    /// Only a module that passed every check is remembered: a refused one's code is freed.
     pub fn load<W: World>(&self, bytes: &[u8]) -> Result<Module<W>, LoadError> {
-        check_header(bytes)?;
+        self.check_bytes(bytes)?;
         let digest = digest(bytes);
-        let component = match self.shared.compiled.get(&digest) {
-            Some(component) => component,
+        let (component, fresh) = match self.shared.compiled.get(&digest) {
+            Some(component) => (component, false),
             None => {
                 let component =
                     Component::new(&self.shared.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-                self.shared.compiled.put(&digest, &component);
                 self.shared.compilations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                component
+                (component, true)
             }
         };
-        self.prepare(component, digest)
+        let module = self.prepare(component.clone(), digest)?;
+        if fresh {
+            self.shared.compiled.put(module.digest(), &component);
+        }
+        Ok(module)
+    }
+
+    /// The checks made before anything is compiled: the size cap, then the header.
+    fn check_bytes(&self, bytes: &[u8]) -> Result<(), LoadError> {
+        let cap = self.shared.limits.max_module_bytes;
+        if bytes.len() > cap {
+            return Err(LoadError::TooBig { bytes: bytes.len(), cap });
+        }
+        check_header(bytes)
     }
 
     /// How many modules this runtime has compiled with Cranelift (loads served from its
@@ -109,7 +131,7 @@ impl Runtime {
 
     /// Compiles `bytes` to native code that [`Runtime::load_precompiled`] takes.
     pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
-        check_header(bytes)?;
+        self.check_bytes(bytes)?;
         self.shared.engine.precompile_component(bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))
     }
 

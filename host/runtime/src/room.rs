@@ -212,9 +212,15 @@ impl Room {
     }
 }
 
-/// Takes the room's snapshot.
+/// Takes the room's snapshot: the room's stored state, so bounded by the battle role's
+/// state quota.
 fn snapshot(live: &mut Live<Battle>, env: CallEnv) -> Result<Vec<u8>, CallError> {
-    live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_snapshot(s).map(Ok)).map(|(snap, _)| snap)
+    let (snap, _) = live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_snapshot(s).map(Ok))?;
+    let cap = live.state_quota();
+    if snap.len() > cap {
+        return Err(CallError::Quota(crate::limits::Quota::StateBytes { bytes: snap.len(), cap }));
+    }
+    Ok(snap)
 }
 
 /// Restores a room from `snap` on a fresh instance of `target`.

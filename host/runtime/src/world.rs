@@ -3,6 +3,7 @@
 
 use crate::bindings;
 use crate::call::HostState;
+use crate::limits::Limits;
 use crate::module::GuestStore;
 use wasmtime::component::InstancePre;
 
@@ -21,10 +22,12 @@ pub trait World: Sized + Send + Sync + 'static {
     fn instantiate(pre: &Self::Pre, store: &mut GuestStore) -> wasmtime::Result<Self::Guest>;
     /// Calls the `init` export.
     fn init(guest: &Self::Guest, store: &mut GuestStore) -> wasmtime::Result<Result<(), String>>;
+    /// The most bytes one entity's state may hold in this role.
+    fn state_quota(limits: &Limits) -> usize;
 }
 
 macro_rules! world {
-    ($(#[$doc:meta])* $name:ident, $wit:literal, $module:ident, $guest:ident, $pre:ident) => {
+    ($(#[$doc:meta])* $name:ident, $wit:literal, $module:ident, $guest:ident, $pre:ident, $quota:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -45,27 +48,31 @@ macro_rules! world {
             fn init(guest: &Self::Guest, store: &mut GuestStore) -> wasmtime::Result<Result<(), String>> {
                 guest.warren_game_lifecycle().call_init(store)
             }
+
+            fn state_quota(limits: &Limits) -> usize {
+                limits.state_bytes.$quota
+            }
         }
     };
 }
 
 world!(
     /// The baseapp role: player sessions and player data.
-    Baseapp, "baseapp", baseapp, Baseapp, BaseappPre
+    Baseapp, "baseapp", baseapp, Baseapp, BaseappPre, baseapp
 );
 world!(
     /// The battleapp role: battle rooms.
-    Battle, "battle", battle, Battle, BattlePre
+    Battle, "battle", battle, Battle, BattlePre, battle
 );
 world!(
     /// The guild role.
-    Guild, "guild", guild, Guild, GuildPre
+    Guild, "guild", guild, Guild, GuildPre, guild
 );
 world!(
     /// The team role.
-    Team, "team", team, Team, TeamPre
+    Team, "team", team, Team, TeamPre, team
 );
 world!(
     /// The match role.
-    Matchmaker, "matchmaker", matchmaker, Matchmaker, MatchmakerPre
+    Matchmaker, "matchmaker", matchmaker, Matchmaker, MatchmakerPre, matchmaker
 );

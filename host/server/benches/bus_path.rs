@@ -160,7 +160,7 @@ async fn run_bus(url: &str, first_player: u64) -> BusRun {
     let bus = Bus::redis(url).await.expect("connect");
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let module = runtime.load::<Baseapp>(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).expect("load");
-    let logic = LogicPool::new(RoleModule::new(module));
+    let logic = LogicPool::new(RoleModule::new(module), Default::default());
     let players: Vec<u64> = (first_player..first_player + CLIENTS).collect();
     let bells = Doorbells::start(bus.clone(), HOLDER.into());
     let mut queues = Vec::new();
@@ -184,7 +184,7 @@ async fn run_bus(url: &str, first_player: u64) -> BusRun {
                 for _ in 0..PER_CLIENT {
                     // 64 bytes, as the raw XADD's value: the send time, zero-padded.
                     let body = format!("{:064}", start.elapsed().as_micros()).into_bytes();
-                    let msg = Outbound { to: Address::Player(p), sender: None, kind: "bench".into(), body };
+                    let msg = Outbound { to: Address::Player(p), sender: None, kind: "bench".into(), body, hops: 0 };
                     bus.send(msg).await.expect("send");
                 }
             })

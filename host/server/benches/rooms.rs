@@ -116,6 +116,7 @@ async fn step(url: &str, runtime: &Runtime, rooms: usize, n: usize) -> Step {
                     sender: Some(Address::Player(*player)),
                     kind: INPUT.into(),
                     body,
+                    hops: 0,
                 };
                 let _ = bus.send(msg).await;
                 next += gap;

@@ -180,6 +180,7 @@ fn main() -> anyhow::Result<()> {
                     tracing::info!("shutting down");
                 })
                 .await?;
+                println!("warren dev listening on {}", server.addr);
                 server.task.await?
             })
         }

@@ -362,8 +362,8 @@ fn delivery<N: AsRef<[u8]>>(
 ) -> Option<(Delivery, String)> {
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     let number = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-    let (mut to, mut sender, mut kind, mut body, mut now_ms, mut seed, mut mid) =
-        (None, None, None, Vec::new(), 0, 0, String::new());
+    let (mut to, mut sender, mut kind, mut body, mut now_ms, mut seed, mut mid, mut hops) =
+        (None, None, None, Vec::new(), 0, 0, String::new(), 0);
     for (name, value) in fields {
         let Ok(v) = redis::from_redis_value::<Vec<u8>>(value) else { continue };
         match name.as_ref() {
@@ -374,10 +374,11 @@ fn delivery<N: AsRef<[u8]>>(
             b"t" => now_ms = number(&v),
             b"r" => seed = number(&v),
             b"m" => mid = text(v),
+            b"h" => hops = number(&v).min(u64::from(u32::MAX)) as u32,
             _ => {}
         }
     }
-    let envelope = Envelope { to: to.unwrap_or_else(|| queue.clone()), sender, kind: kind?, body, now_ms, seed };
+    let envelope = Envelope { to: to.unwrap_or_else(|| queue.clone()), sender, kind: kind?, body, now_ms, seed, hops };
     Some((Delivery { id, envelope, attempts }, mid))
 }
 

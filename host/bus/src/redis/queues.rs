@@ -6,7 +6,31 @@ impl RedisBus {
     pub(crate) async fn send(&self, msg: Outbound) -> Result<MessageId, BusError> {
         let mid = format!("x/{:016x}{:016x}", random_u64(), now_ms());
         let sender = msg.sender.as_ref().map(Address::tag).unwrap_or_default();
-        self.append(&msg.to, &msg.kind, &msg.body, &sender, &mid).await
+        self.append(&msg.to, &msg.kind, &msg.body, &sender, msg.hops, &mid).await
+    }
+
+    /// The backlog counters of the destinations' queues (see [`crate::Bus::backlogs`]):
+    /// one pipeline on one server; on a cluster, one request per queue, all at once (the
+    /// counters live in their queues' slots).
+    pub(crate) async fn backlogs(&self, destinations: &[Address]) -> Result<Vec<u64>, BusError> {
+        let keys: Vec<String> =
+            destinations.iter().map(|to| self.owner_key(&crate::queue_of(to, self.groups), "n")).collect();
+        // A counter below zero (an entry acknowledged that was never counted) reads as 0.
+        let read = |n: Option<i64>| n.unwrap_or(0).max(0) as u64;
+        if let Conn::Cluster(_) = self.conn {
+            let gets = keys.iter().map(|k| {
+                let mut conn = self.conn.clone();
+                async move { conn.get::<_, Option<i64>>(k).await }
+            });
+            let counts = futures_util::future::try_join_all(gets).await.map_err(unavailable)?;
+            return Ok(counts.into_iter().map(read).collect());
+        }
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.get(k);
+        }
+        let counts: Vec<Option<i64>> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        Ok(counts.into_iter().map(read).collect())
     }
 
     /// Appends a message for `to` to its queue with its time, seed and unique id, and
@@ -27,6 +51,7 @@ impl RedisBus {
         kind: &str,
         body: &[u8],
         sender: &str,
+        hops: u32,
         mid: &str,
     ) -> Result<MessageId, BusError> {
         let queue = crate::queue_of(to, self.groups);
@@ -38,7 +63,9 @@ impl RedisBus {
         let mut pipe = redis::pipe();
         pipe.cmd("XADD").arg(self.queue_key(&queue)).arg("*");
         pipe.arg("d").arg(to.tag()).arg("k").arg(kind).arg("b").arg(body).arg("f").arg(sender);
-        pipe.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("m").arg(mid);
+        pipe.arg("t").arg(now_ms()).arg("r").arg(random_u64()).arg("h").arg(hops).arg("m").arg(mid);
+        // The queue's backlog: counted up here, down by the ack (see COMMIT_LUA).
+        pipe.incr(self.owner_key(&queue, "n"), 1).ignore();
         pipe.get(self.owner_key(&queue, "lease"));
         if let Some(holder) = &guess {
             pipe.rpush(self.bell_key(holder), &tag).ignore();
@@ -194,7 +221,7 @@ impl RedisBus {
         Ok(deliveries)
     }
 
-    /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease).
+    /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease, backlog).
     /// ARGV: the acked message id (or empty), its unique id (or empty: the script reads
     /// it), the time, the owner's tag, the fence token (or empty), the number of writes and
     /// each as key, `s`/`d`, value, the number of sends and each as destination tag, kind,
@@ -203,7 +230,7 @@ impl RedisBus {
         let tag = c.owner.tag();
         let ack = c.ack.clone().unwrap_or_default();
         let mut inv = self.commit.prepare_invoke();
-        for suffix in ["q", "s", "o", "seen", "seq", "lease"] {
+        for suffix in ["q", "s", "o", "seen", "seq", "lease", "n"] {
             inv.key(self.owner_key(&c.owner, suffix));
         }
         let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
@@ -226,7 +253,7 @@ impl RedisBus {
         inv.arg(c.sends.len());
         for s in &c.sends {
             let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
-            inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender);
+            inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender).arg(s.hops);
         }
         // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
         let trim = self.commits.fetch_add(1, Ordering::Relaxed).is_multiple_of(TRIM_EVERY);
@@ -276,7 +303,8 @@ impl RedisBus {
                 let kind = String::from_utf8_lossy(&get("k")).into_owned();
                 let sender = String::from_utf8_lossy(&get("f")).into_owned();
                 let mid = String::from_utf8_lossy(&get("m")).into_owned();
-                self.append(&dest, &kind, &get("b"), &sender, &mid).await?;
+                let hops = std::str::from_utf8(&get("h")).ok().and_then(|h| h.parse().ok()).unwrap_or(0);
+                self.append(&dest, &kind, &get("b"), &sender, hops, &mid).await?;
                 let _: u64 = self.conn.clone().xdel(&outbox, &[&entry.id]).await.map_err(unavailable)?;
             }
         }

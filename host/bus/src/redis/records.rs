@@ -10,6 +10,7 @@ impl RedisBus {
             .dead_letter
             .key(self.queue_key(queue))
             .key(self.owner_key(queue, "dead"))
+            .key(self.owner_key(queue, "n"))
             .arg(&delivery.id)
             .arg(error)
             .invoke_async(&mut self.conn.clone())
@@ -42,6 +43,7 @@ impl RedisBus {
             .key(self.queue_key(queue))
             .key(&dead)
             .key(self.owner_key(queue, "lease"))
+            .key(self.owner_key(queue, "n"))
             .arg(id)
             .invoke_async(&mut self.conn.clone())
             .await

@@ -10,7 +10,7 @@
 /// commit) and of expired seen ids. Direct sends (`x/...` ids) are never relayed, so never
 /// arrive twice: only relayed ids are looked up and recorded.
 pub(super) const COMMIT_LUA: &str = r#"
-local q, state, outbox, seen, seq, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local q, state, outbox, seen, seq, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if fence ~= '' then
   local held = redis.call('GET', lease)
@@ -31,6 +31,7 @@ if ack ~= '' then
   -- The ack is the pending check, before anything is written: a message no longer
   -- pending was committed already and is refused whole.
   if redis.call('XACK', q, 'g', ack) == 0 then return redis.error_reply('NOTPENDING') end
+  redis.call('DECR', backlog)
 end
 -- Only a message relayed from an outbox (an id other than 'x/...') can arrive twice, so
 -- only those are looked up and remembered.
@@ -55,8 +56,8 @@ if sends > 0 then
   local n = redis.call('INCR', seq)
   for s = 1, sends do
     redis.call('XADD', outbox, '*', 'to', ARGV[i], 'k', ARGV[i + 1], 'b', ARGV[i + 2], 'f', ARGV[i + 3],
-      'm', owner .. '/' .. n .. '/' .. s)
-    i = i + 4
+      'h', ARGV[i + 4], 'm', owner .. '/' .. n .. '/' .. s)
+    i = i + 5
   end
 end
 if relayed then redis.call('ZADD', seen, now, relayed) end
@@ -74,7 +75,7 @@ return 'OK'
 /// returns the new id and the lease holder (whose doorbell the caller rings); nothing if
 /// there is none.
 pub(super) const REPLAY_LUA: &str = r#"
-local q, dead, lease = KEYS[1], KEYS[2], KEYS[3]
+local q, dead, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 for _, entry in ipairs(redis.call('XRANGE', dead, '-', '+')) do
   local f, keep, match = entry[2], {}, false
   for k = 1, #f, 2 do
@@ -86,6 +87,7 @@ for _, entry in ipairs(redis.call('XRANGE', dead, '-', '+')) do
   end
   if match then
     local id = redis.call('XADD', q, '*', unpack(keep))
+    redis.call('INCR', backlog)
     redis.call('XDEL', dead, entry[1])
     local held = redis.call('GET', lease)
     if held then return {id, string.match(held, '^(%S+) ')} end
@@ -97,7 +99,7 @@ return {}
 
 /// Moves a pending message to the queue's dead letters, with its error, and acks it.
 pub(super) const DEAD_LETTER_LUA: &str = r#"
-local q, dead, id, err = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local q, dead, backlog, id, err = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]
 local p = redis.call('XPENDING', q, 'g', id, id, 1)
 if #p == 0 then return redis.error_reply('NOTPENDING') end
 local entry = redis.call('XRANGE', q, id, id)
@@ -108,6 +110,7 @@ table.insert(fields, 'err')
 table.insert(fields, err)
 redis.call('XADD', dead, '*', unpack(fields))
 redis.call('XACK', q, 'g', id)
+redis.call('DECR', backlog)
 redis.call('XDEL', q, id)
 return 'OK'
 "#;

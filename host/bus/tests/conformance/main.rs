@@ -74,7 +74,7 @@ async fn twin_backends() -> Vec<(&'static str, Bus, Bus)> {
 }
 
 fn msg(to: Address, kind: &str, body: &str) -> Outbound {
-    Outbound { to, sender: None, kind: kind.into(), body: body.as_bytes().to_vec() }
+    Outbound { to, sender: None, kind: kind.into(), body: body.as_bytes().to_vec(), hops: 0 }
 }
 
 #[tokio::test]
@@ -428,5 +428,58 @@ async fn a_process_with_another_group_count_is_refused() {
         }
         // Another namespace is another world, with its own count.
         redis_bus(url, &fresh_namespace(), 4096).await.expect("a namespace of its own");
+    }
+}
+
+#[tokio::test]
+async fn a_queues_backlog_counts_what_waits_until_it_is_acknowledged() {
+    for (name, bus) in backends().await {
+        let (q, other, guild) = (Address::Player(500), Address::Player(501), Address::Guild(7));
+        for i in 0..5 {
+            bus.send(msg(q.clone(), "m", &i.to_string())).await.unwrap();
+        }
+        bus.send(msg(guild.clone(), "guild.chat", "hi")).await.unwrap();
+        assert_eq!(bus.backlogs(&[q.clone(), other.clone(), guild.clone()]).await.unwrap(), vec![5, 0, 1], "{name}");
+        // Delivered but not acknowledged still waits.
+        let got = bus.read(&q, 3, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(bus.backlogs(std::slice::from_ref(&q)).await.unwrap(), vec![5], "{name}");
+        bus.commit(Commit::ack_only(q.clone(), got[0].id.clone())).await.unwrap();
+        let commit = Commit {
+            owner: q.clone(),
+            writes: vec![],
+            sends: vec![msg(other.clone(), "reply", "{}")],
+            ack: Some(got[1].id.clone()),
+            fence: None,
+        };
+        bus.commit(commit).await.unwrap();
+        assert_eq!(bus.backlogs(&[q.clone(), other.clone()]).await.unwrap(), vec![3, 1], "{name}");
+        bus.dead_letter(&q, &got[2], "poison").await.unwrap();
+        assert_eq!(
+            bus.backlogs(std::slice::from_ref(&q)).await.unwrap(),
+            vec![2],
+            "{name}: a dead letter waits no more"
+        );
+        bus.replay_dead_letter(&q, &got[2].id).await.unwrap().expect("replayed");
+        assert_eq!(bus.backlogs(std::slice::from_ref(&q)).await.unwrap(), vec![3], "{name}: replayed, it waits again");
+    }
+}
+
+#[tokio::test]
+async fn a_message_keeps_its_hop_count_through_send_commit_and_relay() {
+    for (name, bus) in backends().await {
+        let (a, b) = (Address::Player(600), Address::Player(601));
+        bus.send(Outbound { hops: 3, ..msg(a.clone(), "m", "{}") }).await.unwrap();
+        let d = bus.read(&a, 1, Duration::from_millis(10)).await.unwrap().remove(0);
+        assert_eq!(d.envelope.hops, 3, "{name}");
+        let commit = Commit {
+            owner: a.clone(),
+            writes: vec![],
+            sends: vec![Outbound { hops: d.envelope.hops + 1, ..msg(b.clone(), "next", "{}") }],
+            ack: Some(d.id),
+            fence: None,
+        };
+        bus.commit(commit).await.unwrap();
+        let next = bus.read(&b, 1, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(next[0].envelope.hops, 4, "{name}");
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::{env, json, player_v1, runtime};
 use std::time::Instant;
-use warren_runtime::{CallError, EmitLimit, EntityState, Instance, RoleModule};
+use warren_runtime::{CallError, EmitLimit, EntityState, Instance, Quota, ReservedKind, RoleModule};
 
 /// Runs `frame` after one good call, checks the failure with `check`, then checks that
 /// nothing was committed and that the next call works on the committed state.
@@ -66,4 +66,124 @@ fn too_many_bytes_hit_the_emit_cap() {
     let max = runtime().limits().max_emit_bytes;
     let frame = format!(r#"{{"type":"big","bytes":{}}}"#, max + 1);
     fault(&frame, |e| assert_eq!(*e, CallError::Emit(EmitLimit::Bytes(max))));
+}
+
+#[test]
+fn each_thing_a_guest_hands_over_has_its_own_cap() {
+    let l = runtime().limits();
+    let item = |what: &'static str, bytes: usize, cap: usize| CallError::Emit(EmitLimit::Item { what, bytes, cap });
+    // A JSON-encoded string is two bytes longer than its text (the quotes).
+    let cases = [
+        (
+            format!(r#"{{"type":"log","bytes":{}}}"#, l.max_log_bytes + 1),
+            item("a log line", l.max_log_bytes + 1, l.max_log_bytes),
+        ),
+        (
+            format!(r#"{{"type":"push","to":2,"bytes":{}}}"#, l.max_frame_bytes),
+            item("a push", l.max_frame_bytes + 2, l.max_frame_bytes),
+        ),
+        (
+            format!(r#"{{"type":"store","key":"k","bytes":{}}}"#, l.max_value_bytes),
+            item("a state value", l.max_value_bytes + 2, l.max_value_bytes),
+        ),
+        (
+            format!(r#"{{"type":"store","key":"{}","bytes":1}}"#, "k".repeat(l.max_key_bytes + 1)),
+            item("a state key", l.max_key_bytes + 1, l.max_key_bytes),
+        ),
+        (
+            format!(r#"{{"type":"send","to":2,"kind":"{}"}}"#, "k".repeat(l.max_message_bytes)),
+            item("a message", l.max_message_bytes + 1, l.max_message_bytes),
+        ),
+    ];
+    for (frame, expected) in cases {
+        fault(&frame, |e| assert_eq!(*e, expected, "{}", &frame[..40]));
+    }
+    // At the cap exactly, each is fine.
+    let mut inst = Instance::new(RoleModule::new(player_v1()));
+    let frame = format!(r#"{{"type":"push","to":2,"bytes":{}}}"#, l.max_frame_bytes - 2);
+    let out = inst.on_client(&mut EntityState::new(), env(1), 1, frame.as_bytes()).expect("a push at the cap");
+    assert_eq!(out.pushes[0].1.len(), l.max_frame_bytes);
+}
+
+#[test]
+fn a_refusal_reason_over_its_cap_fails_the_call() {
+    let cap = runtime().limits().max_reason_bytes;
+    let frame = format!(r#"{{"type":"refuse","bytes":{}}}"#, cap + 1);
+    fault(&frame, |e| {
+        assert_eq!(*e, CallError::Emit(EmitLimit::Item { what: "a refusal reason", bytes: cap + 1, cap }));
+        assert_eq!(e.cause(), "emit");
+    });
+    // One at the cap is an answer like any other.
+    let mut inst = Instance::new(RoleModule::new(player_v1()));
+    let frame = format!(r#"{{"type":"refuse","bytes":{cap}}}"#);
+    match inst.on_client(&mut EntityState::new(), env(1), 1, frame.as_bytes()) {
+        Err(CallError::Rejected(reason)) => assert_eq!(reason.len(), cap),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_reserved_kind_is_refused_at_send() {
+    for kind in ["$kick", "$frame", "$create", "$input", "$anything"] {
+        let frame = format!(r#"{{"type":"send","to":2,"kind":"{kind}"}}"#);
+        fault(&frame, |e| {
+            assert_eq!(*e, CallError::Reserved(ReservedKind(kind.into())));
+            assert_eq!(e.cause(), "reserved");
+            assert!(e.to_string().contains("kinds starting with `$` are the host's own"), "{e}");
+        });
+    }
+}
+
+#[test]
+fn an_entity_state_over_its_quota_is_refused_and_may_shrink() {
+    let l = runtime().limits();
+    let quota = l.state_bytes.baseapp;
+    let mut inst = Instance::new(RoleModule::new(player_v1()));
+    let mut state = EntityState::new();
+    // Values under the value cap, adding up to more than the quota.
+    let value = l.max_value_bytes - 2;
+    let mut stored = 0;
+    let err = loop {
+        let frame = format!(r#"{{"type":"store","key":"v{stored}","bytes":{value}}}"#);
+        match inst.on_client(&mut state, env(1), 1, frame.as_bytes()) {
+            Ok(out) => {
+                out.apply_to(&mut state);
+                stored += 1;
+            }
+            Err(e) => break e,
+        }
+        assert!(stored < 100, "the quota never held");
+    };
+    let size: usize = state.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(size <= quota, "what was committed stays within the quota: {size}");
+    match err {
+        CallError::Quota(Quota::StateBytes { bytes, cap }) => {
+            assert_eq!(cap, quota);
+            assert!(bytes > quota && bytes <= size + value + 8, "{bytes}");
+        }
+        other => panic!("expected the state quota, got {other:?}"),
+    }
+    assert_eq!(err.cause(), "quota");
+    // A call that shrinks the state is fine even while it is near the quota, and one that
+    // overwrites a value with one of the same size too.
+    let frame = format!(r#"{{"type":"store","key":"v0","bytes":{value}}}"#);
+    inst.on_client(&mut state, env(2), 1, frame.as_bytes()).expect("same size: not growing");
+    let frame = r#"{"type":"store","key":"v0","bytes":1}"#;
+    inst.on_client(&mut state, env(3), 1, frame.as_bytes()).expect("shrinking").apply_to(&mut state);
+}
+
+#[test]
+fn too_many_keys_are_refused() {
+    let cap = runtime().limits().max_state_keys;
+    let mut inst = Instance::new(RoleModule::new(player_v1()));
+    let mut state = EntityState::new();
+    // One call may emit as many items as the quota has keys: fill it over two calls.
+    for (key, value) in (0..cap - 10).map(|i| (format!("x{i}"), vec![0u8])) {
+        state.insert(key, value);
+    }
+    let err = inst.on_client(&mut state, env(1), 1, br#"{"type":"keys","n":11}"#).expect_err("over the key quota");
+    assert_eq!(err, CallError::Quota(Quota::StateKeys { keys: cap + 1, cap }));
+    assert_eq!(state.len(), cap - 10, "nothing committed");
+    inst.on_client(&mut state, env(2), 1, br#"{"type":"keys","n":10}"#).expect("at the quota").apply_to(&mut state);
+    assert_eq!(state.len(), cap);
 }

@@ -89,3 +89,35 @@ fn loading_the_same_bytes_again_compiles_once() {
     let out = inst.on_client(&mut EntityState::new(), env(1), 1, br#"{"type":"count"}"#).unwrap();
     assert_eq!(json(&out.replies[0])["version"], 2);
 }
+
+#[test]
+fn only_modules_that_pass_every_check_keep_their_compiled_code() {
+    let rt = warren_runtime::Runtime::new(warren_runtime::Limits::default()).expect("runtime");
+    let bad_init = warren_test_guests::read(warren_test_guests::PLAYER_BAD_INIT);
+    assert!(rt.load::<Baseapp>(&bad_init).is_err());
+    assert!(rt.load::<Baseapp>(&bad_init).is_err());
+    assert_eq!(rt.compilations(), 2, "a refused module's code is not kept: each try compiles it");
+
+    let room = warren_test_guests::read(warren_test_guests::ROOM_V1);
+    assert!(matches!(rt.load::<Baseapp>(&room), Err(LoadError::World { .. })));
+    assert_eq!(rt.compilations(), 3);
+    rt.load::<Battle>(&room).expect("the same bytes serve the world they export");
+    assert_eq!(rt.compilations(), 4, "the earlier compile was not kept");
+
+    let good = warren_test_guests::read(warren_test_guests::PLAYER_V1);
+    rt.load::<Baseapp>(&good).expect("load");
+    rt.load::<Baseapp>(&good).expect("load again");
+    assert_eq!(rt.compilations(), 5, "a module that passed is compiled once");
+}
+
+#[test]
+fn a_module_over_the_size_cap_is_refused_before_compiling() {
+    let good = warren_test_guests::read(warren_test_guests::PLAYER_V1);
+    let limits = warren_runtime::Limits { max_module_bytes: good.len() - 1, ..Default::default() };
+    let rt = warren_runtime::Runtime::new(limits).expect("runtime");
+    let err = rt.load::<Baseapp>(&good).err().expect("too big");
+    assert_eq!(err, LoadError::TooBig { bytes: good.len(), cap: good.len() - 1 });
+    assert!(err.to_string().contains("over the cap"), "{err}");
+    assert_eq!(rt.precompile(&good).err(), Some(err));
+    assert_eq!(rt.compilations(), 0);
+}

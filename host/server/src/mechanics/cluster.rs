@@ -5,6 +5,7 @@
 use crate::config::HostConfig;
 use crate::mechanics::doorbell::Doorbells;
 use crate::mechanics::live::{follow, short};
+use crate::mechanics::quota::Sandbox;
 use crate::mechanics::watch::Refusals;
 use anyhow::Context;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct Host {
     pub refusals: Arc<Refusals>,
     /// Lease time of owned entities.
     pub lease_ttl: Duration,
+    /// The quotas and the bound on running calls every role here shares.
+    pub sandbox: Sandbox,
 }
 
 impl Host {
@@ -68,6 +71,7 @@ impl Host {
             bells,
             refusals: Arc::new(Refusals::default()),
             lease_ttl: Duration::from_millis(config.lease_ttl_ms),
+            sandbox: Sandbox::new(config.limits.to_quotas()),
         })
     }
 
@@ -92,7 +96,15 @@ impl Host {
     /// `instance`. Its modules come from the bus as a cluster host's do.
     pub fn local(bus: Bus, runtime: Runtime, instance: &str, lease_ttl: Duration) -> Host {
         let bells = Doorbells::start(bus.clone(), instance.to_owned());
-        Host { bus, runtime, instance: instance.to_owned(), bells, refusals: Arc::new(Refusals::default()), lease_ttl }
+        Host {
+            bus,
+            runtime,
+            instance: instance.to_owned(),
+            bells,
+            refusals: Arc::new(Refusals::default()),
+            lease_ttl,
+            sandbox: Sandbox::default(),
+        }
     }
 
     /// Takes this host out of `role`'s members at once, so the others take over what it

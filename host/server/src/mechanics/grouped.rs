@@ -73,7 +73,7 @@ pub async fn run<W: Grouped>(
     module: Arc<RoleModule<W>>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let logic = LogicPool::new(module);
+    let logic = LogicPool::new(module, host.sandbox.clone());
     let role = W::ROLE.name();
     let heartbeat = host.heartbeat(role);
     let (bus, me) = (host.bus.clone(), host.instance.clone());

@@ -1,10 +1,11 @@
 //! Where roles meet the runtime: a pool of instances that runs handler calls off the async
 //! executor, and the translation of a call's effects into bus messages.
 
+use crate::mechanics::quota::Sandbox;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warren_bus::{Address as BusAddress, Outbound};
 use warren_runtime::{Address, CallEnv, Effects, Instance, RoleModule, World};
 
@@ -12,35 +13,82 @@ use warren_runtime::{Address, CallEnv, Effects, Instance, RoleModule, World};
 /// The player's session forwards it to the socket instead of calling the guest.
 pub const CLIENT_FRAME: &str = "$frame";
 
+/// How often a pool looks for instances to drop.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// How long an instance may sit idle before it is dropped.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A role's instances, run on tokio's blocking threads. A wasm call is CPU work bounded by
 /// its deadline; it must not stall the executor's threads.
 pub struct LogicPool<W: World> {
     /// The role's module, followed by every instance.
     role: Arc<RoleModule<W>>,
-    /// Instances not in use; one is made when none is idle.
-    idle: Mutex<Vec<Instance<W>>>,
+    /// Instances not in use, each with when it was last used; one is made when none is
+    /// idle. At most as many as calls may run at once (the sandbox's bound), and fewer
+    /// once idle: see [`LogicPool::trim`].
+    idle: Mutex<Vec<(Instance<W>, Instant)>>,
+    /// The process's quotas and its bound on calls running at once.
+    pub sandbox: Sandbox,
 }
 
 impl<W: World> LogicPool<W> {
-    /// A pool over `role`.
-    pub fn new(role: Arc<RoleModule<W>>) -> Arc<Self> {
-        Arc::new(LogicPool { role, idle: Mutex::new(Vec::new()) })
+    /// A pool over `role`, its calls bounded by `sandbox`.
+    pub fn new(role: Arc<RoleModule<W>>, sandbox: Sandbox) -> Arc<Self> {
+        let pool = Arc::new(LogicPool { role, idle: Mutex::new(Vec::new()), sandbox });
+        // The pool gives memory back by itself, as long as it exists.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&pool);
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(TRIM_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let Some(pool) = weak.upgrade() else { return };
+                    pool.trim(Instant::now());
+                }
+            });
+        }
+        pool
     }
 
-    /// Runs `f` on an instance, on a blocking thread.
+    /// Drops the idle instances of a module that was replaced, and those idle longer than
+    /// [`IDLE_TIMEOUT`]: their memory goes back to the system. Returns how many went.
+    pub fn trim(&self, now: Instant) -> usize {
+        let dropped: Vec<_> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|(i, used)| !i.is_stale() && now.duration_since(*used) < IDLE_TIMEOUT);
+            *idle = keep;
+            drop
+        };
+        dropped.len()
+    }
+
+    /// Instances idle in the pool now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Runs `f` on an instance, on a blocking thread, once one of the process's running
+    /// calls ends if as many as it allows are running.
     pub async fn run<R: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static) -> R {
         let pool = self.clone();
+        let permit = self.sandbox.running.clone().acquire_owned().await.expect("the semaphore is never closed");
         let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let taken = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let mut instance = taken.unwrap_or_else(|| Instance::new(pool.role.clone()));
+            let mut instance = taken.map_or_else(|| Instance::new(pool.role.clone()), |(i, _)| i);
             let out = f(&mut instance);
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(instance);
+            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push((instance, Instant::now()));
             out
         });
         match task.await {
             Ok(out) => out,
             // A panic here is a host bug (guest faults are errors, not panics): surface it.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down, and this task with it.
+            Err(_) => std::future::pending().await,
         }
     }
 }
@@ -77,18 +125,32 @@ pub fn from_bus(address: &BusAddress) -> Option<Address> {
 
 /// The messages a call's effects put on the bus: its sends, and its pushes as client
 /// frames through the players' queues.
-pub fn outbound(sender: &BusAddress, effects: &Effects) -> Vec<Outbound> {
-    let sends = effects.sends.iter().map(|s| Outbound {
+///
+/// `hops` is how many messages caused them: one more than caused the call's message (0
+/// for a client's frame or a tick).
+pub fn outbound(sender: &BusAddress, effects: &Effects, hops: u32) -> Vec<Outbound> {
+    // The runtime refuses a guest's send of a host kind; this is the seam where guest
+    // messages become bus messages, so it is checked here as well.
+    let allowed = |s: &&warren_runtime::Outgoing| {
+        let reserved = warren_runtime::is_reserved_kind(&s.kind);
+        if reserved {
+            tracing::error!(sender = %sender.tag(), kind = %s.kind, "a guest's message of a host kind dropped");
+        }
+        !reserved
+    };
+    let sends = effects.sends.iter().filter(allowed).map(|s| Outbound {
         to: to_bus(&s.to),
         sender: Some(sender.clone()),
         kind: s.kind.clone(),
         body: s.body.clone(),
+        hops,
     });
     let pushes = effects.pushes.iter().map(|(player, frame)| Outbound {
         to: BusAddress::Player(*player),
         sender: Some(sender.clone()),
         kind: CLIENT_FRAME.to_owned(),
         body: frame.clone(),
+        hops,
     });
     sends.chain(pushes).collect()
 }

@@ -9,5 +9,6 @@ pub mod lease;
 pub mod live;
 pub mod logic;
 pub mod owner;
+pub mod quota;
 pub mod ticket;
 pub mod watch;

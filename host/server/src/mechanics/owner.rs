@@ -22,7 +22,9 @@
 use crate::mechanics::deliver::{self, Verdict};
 use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
 use crate::mechanics::lease::Held;
-use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound};
+use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound, to_bus};
+use crate::mechanics::quota::SendBudget;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,7 +168,17 @@ pub struct OwnedQueue<W: World> {
     retry_at: Option<Instant>,
     /// The wait after the next failure.
     backoff: Duration,
+    /// The send quotas of the entities served here.
+    budget: SendBudget,
+    /// Backlogs of destination queues as last read, and when, counting this owner's sends
+    /// since: a queue far from its cap is not read again for a moment.
+    backlogs: HashMap<Address, (u64, Instant)>,
+    /// A message of this queue is being handled (it leaves the queue with its commit).
+    handling: bool,
 }
+
+/// How long a backlog read well under the cap is trusted without reading it again.
+const BACKLOG_FRESH: Duration = Duration::from_millis(100);
 
 impl<W: World> OwnedQueue<W> {
     /// Serves `queue`, owned through `held`; its news comes through `bells`.
@@ -191,6 +203,9 @@ impl<W: World> OwnedQueue<W> {
             batch,
             retry_at: None,
             backoff: FIRST_BACKOFF,
+            budget: SendBudget::default(),
+            backlogs: HashMap::new(),
+            handling: false,
         }
     }
 
@@ -258,7 +273,84 @@ impl<W: World> OwnedQueue<W> {
         if whole {
             self.state = Some(view);
         }
-        result
+        // A call whose sends break a quota fails as a refusal would: nothing is committed,
+        // and the reason reaches the player.
+        match result {
+            Ok(effects) => match self.admit(&target.entity, &effects).await {
+                None => Ok(effects),
+                Some(reason) => Err(CallError::Rejected(reason)),
+            },
+            failed => failed,
+        }
+    }
+
+    /// Checks what a call sends against the quotas: the sender's rate, and the backlog of
+    /// each destination queue. `Some(reason)` refuses the call. A backlog that cannot be
+    /// read admits the call (the commit meets the same outage and is retried).
+    async fn admit(&mut self, entity: &Address, effects: &Effects) -> Option<String> {
+        let n = effects.sends.len() + effects.pushes.len();
+        if n == 0 {
+            return None;
+        }
+        let quotas = self.logic.sandbox.quotas;
+        let now = Instant::now();
+        if !self.budget.take(&quotas, entity, n, now.into_std()) {
+            return Some(format!(
+                "sending too fast: at most {} messages a second (bursts of {})",
+                quotas.sends_per_s, quotas.sends_burst
+            ));
+        }
+        // Messages per destination queue (a guild's queue is its group's).
+        let mut per_queue: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
+        let tos =
+            effects.sends.iter().map(|s| to_bus(&s.to)).chain(effects.pushes.iter().map(|(p, _)| Address::Player(*p)));
+        for to in tos {
+            *per_queue.entry(self.bus.queue_of(&to)).or_default() += 1;
+        }
+        let stale: Vec<Address> = per_queue
+            .keys()
+            .filter(|queue| match self.backlogs.get(*queue) {
+                Some((waiting, at)) => {
+                    now.duration_since(*at) > BACKLOG_FRESH || *waiting * 2 >= quotas.queue_cap(queue)
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            match self.bus.backlogs(&stale).await {
+                Ok(read) => {
+                    if self.backlogs.len() > 256 {
+                        self.backlogs.clear();
+                    }
+                    for (queue, waiting) in stale.into_iter().zip(read) {
+                        self.backlogs.insert(queue, (waiting, now));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue backlogs not read; the call is admitted");
+                    return None;
+                }
+            }
+        }
+        for (queue, n) in &per_queue {
+            let cap = quotas.queue_cap(queue);
+            let Some((waiting, _)) = self.backlogs.get(queue) else { continue };
+            // The message being handled leaves this queue with the commit.
+            let leaving = u64::from(self.handling && queue == &self.queue);
+            if waiting.saturating_sub(leaving) + n > cap {
+                return Some(format!(
+                    "{} has {waiting} messages waiting, the most its queue takes: try again later",
+                    describe(queue)
+                ));
+            }
+        }
+        for (queue, n) in per_queue {
+            if let Some((waiting, _)) = self.backlogs.get_mut(&queue) {
+                *waiting += n;
+            }
+        }
+        None
     }
 
     /// The keys of the entity under `prefix`, without the prefix.
@@ -274,12 +366,26 @@ impl<W: World> OwnedQueue<W> {
     /// Stores a call's effects on `target` — state writes, messages, and the ack of `ack`
     /// — in one fenced step. On success the cached state follows; on any failure it is
     /// dropped (the outcome is unknown), and a stale lease is reported as such.
+    ///
+    /// For a call no message caused (a client's frame, a login): its messages start a
+    /// chain ([`warren_bus::Outbound::hops`] 0).
     pub async fn commit(&mut self, target: &Target, effects: &Effects, ack: Option<MessageId>) -> Result<(), BusError> {
+        self.commit_caused(target, effects, ack, 0).await
+    }
+
+    /// [`OwnedQueue::commit`] of a call's effects whose messages are `hops` deep.
+    async fn commit_caused(
+        &mut self,
+        target: &Target,
+        effects: &Effects,
+        ack: Option<MessageId>,
+        hops: u32,
+    ) -> Result<(), BusError> {
         let writes: Vec<_> = effects.writes.iter().map(|(k, v)| (format!("{}{k}", target.prefix), v.clone())).collect();
         let commit = Commit {
             owner: self.queue.clone(),
             writes: writes.clone(),
-            sends: outbound(&target.entity, effects),
+            sends: outbound(&target.entity, effects, hops),
             ack,
             fence: Some(self.held.token()),
         };
@@ -297,6 +403,22 @@ impl<W: World> OwnedQueue<W> {
         }
         emit_logs(&target.entity, effects);
         Ok(())
+    }
+
+    /// A fenced commit of `writes` and `sends` that runs apart from the loop: the future
+    /// owns what it needs, so the caller may spawn it and go on. The cached state is
+    /// dropped, since the loop cannot know when (or whether) the commit lands.
+    pub fn commit_apart(
+        &mut self,
+        target: &Target,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> impl Future<Output = Result<(), BusError>> + Send + 'static {
+        self.state = None;
+        let writes = writes.into_iter().map(|(k, v)| (format!("{}{k}", target.prefix), v)).collect();
+        let commit =
+            Commit { owner: self.queue.clone(), writes, sends: Vec::new(), ack: None, fence: Some(self.held.token()) };
+        let bus = self.bus.clone();
+        async move { bus.commit(commit).await }
     }
 
     /// Acknowledges message `id` and changes nothing else (fenced).
@@ -326,12 +448,16 @@ impl<W: World> OwnedQueue<W> {
         let this = tokio::sync::Mutex::new(&mut *self);
         let verdict = deliver::handle(&what, d.attempts, || async {
             let (m, to) = (msg.clone(), target.entity.clone());
-            this.lock().await.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await
+            let mut q = this.lock().await;
+            q.handling = true;
+            let result = q.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await;
+            q.handling = false;
+            result
         })
         .await;
         let (result, outcome) = match verdict {
             Verdict::Done(effects) => {
-                let r = self.commit(target, &effects, Some(d.id.clone())).await;
+                let r = self.commit_caused(target, &effects, Some(d.id.clone()), d.envelope.hops + 1).await;
                 (r, Settled::Done(effects))
             }
             Verdict::Refused(reason) => (self.ack(d.id.clone()).await, Settled::Refused(reason)),
@@ -507,11 +633,22 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                 }
             };
             for d in batch {
-                let outcome = match o.route(&d, q).await {
-                    Routed::Done => None,
-                    Routed::Handle(target) => Some(q.settle(&d, &target).await),
-                    Routed::Misaddressed(error) => Some(q.set_aside(&d, &error).await),
-                    Routed::Outcome(outcome) => Some(outcome),
+                let max_hops = q.logic.sandbox.quotas.max_hops;
+                let outcome = if d.envelope.hops >= max_hops {
+                    // A storm of messages causing one another stops here, whatever the
+                    // module does with them.
+                    let error = format!(
+                        "message chain too long: {} messages before this one caused one another, the limit is {max_hops}",
+                        d.envelope.hops
+                    );
+                    Some(q.set_aside(&d, &error).await)
+                } else {
+                    match o.route(&d, q).await {
+                        Routed::Done => None,
+                        Routed::Handle(target) => Some(q.settle(&d, &target).await),
+                        Routed::Misaddressed(error) => Some(q.set_aside(&d, &error).await),
+                        Routed::Outcome(outcome) => Some(outcome),
+                    }
                 };
                 match outcome {
                     Some(Settled::Lost) => return Ended::Lost,
@@ -526,6 +663,20 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                     // Something failed to be acknowledged: take the pending ones again.
                     due = true;
                     break;
+                }
+            }
+            // However long the queue, the occupant's own events (a client's frame or
+            // disconnect, a room's tick) are looked at between two batches.
+            if due {
+                let ready = tokio::select! {
+                    biased;
+                    event = o.event() => Some(event),
+                    () = std::future::ready(()) => None,
+                };
+                if let Some(event) = ready
+                    && o.on_event(event, q).await == Control::Stop
+                {
+                    return Ended::Stopped;
                 }
             }
             continue;
@@ -546,5 +697,17 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                 return Ended::Stopped;
             },
         }
+    }
+}
+
+/// How a reason names a destination.
+fn describe(to: &Address) -> String {
+    match to {
+        Address::Player(id) => format!("player {id}"),
+        Address::Guild(id) => format!("guild {id}"),
+        Address::GuildGroup(g) => format!("guild group {g}"),
+        Address::Team(id) => format!("team {id}"),
+        Address::Battle(id) => format!("battle room {id}"),
+        Address::MatchQueue(name) => format!("match queue `{name}`"),
     }
 }

@@ -88,7 +88,9 @@ pub async fn start_on(
     }
     // From here on every role runs as on a cluster host, the embedded bus standing in for
     // Redis: modules come from the bus and follow its announcements.
-    let host = Arc::new(Host::local(bus.clone(), runtime.clone(), DEV_HOLDER, Duration::from_secs(10)));
+    let mut host = Host::local(bus.clone(), runtime.clone(), DEV_HOLDER, Duration::from_secs(10));
+    host.sandbox = crate::mechanics::quota::Sandbox::new(config.limits.to_quotas());
+    let host = Arc::new(host);
     let baseapp = host.role::<Baseapp>().await?;
     let battle = host.role::<Battle>().await?;
     let watcher =
@@ -116,7 +118,7 @@ pub async fn start_on(
 
     let players = Arc::new(PlayerHost::new(
         bus.clone(),
-        LogicPool::new(baseapp.clone()),
+        LogicPool::new(baseapp.clone(), host.sandbox.clone()),
         DEV_HOLDER.to_owned(),
         host.bells.clone(),
         host.lease_ttl,

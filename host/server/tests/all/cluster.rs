@@ -24,9 +24,25 @@ fn host_args(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Vec<Strin
         .to_vec()
 }
 
+/// A host config for loads whose players never read the guild's answers: their queues are
+/// not capped, so no request is refused for a full queue (these tests count every request
+/// applied exactly once; the caps are tested in `sandbox`).
+fn uncapped_queues() -> &'static str {
+    static FILE: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("uncapped.toml");
+            std::fs::write(&path, "[limits]\nmax_queue_len = 100000000\n").expect("write config");
+            let path = path.display().to_string();
+            (dir, path)
+        })
+        .1
+}
+
 /// Starts `warren guild` and waits until it serves.
 fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Process {
-    let mut args = vec!["guild".to_owned()];
+    let mut args = vec!["guild".to_owned(), "--config".into(), uncapped_queues().into()];
     args.extend(host_args(url, groups, name, lease_ttl_ms));
     let mut p = Process::start(name, warren(), &args);
     p.wait_for_line("serving", SETTLE);
@@ -168,6 +184,7 @@ impl Load {
                     sender: Some(Address::Player(1000 + i as u64 % 7)),
                     kind: "guild.info".into(),
                     body: b"{}".to_vec(),
+                    hops: 0,
                 };
                 i += 1;
                 match bus.send(msg).await {
@@ -408,7 +425,9 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     let redis = RedisServer::start();
     let bus = Bus::redis(&redis.url).await.unwrap();
     let p = Address::Player(5);
-    bus.send(Outbound { to: p.clone(), sender: None, kind: "poison".into(), body: b"{}".to_vec() }).await.unwrap();
+    bus.send(Outbound { to: p.clone(), sender: None, kind: "poison".into(), body: b"{}".to_vec(), hops: 0 })
+        .await
+        .unwrap();
     let d = bus.read(&p, 1, Duration::ZERO).await.unwrap().remove(0);
     bus.dead_letter(&p, &d, "trapped: unreachable").await.unwrap();
 
@@ -453,6 +472,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
             sender: Some(Address::Battle(room)),
             kind: "battle.result".into(),
             body: body.to_string().into_bytes(),
+            hops: 0,
         };
         bus.send(msg).await.unwrap();
     }

@@ -36,6 +36,7 @@ async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() 
         sender: Some(Address::Battle(7)),
         kind: "battle.result".into(),
         body: result.to_string().into_bytes(),
+        hops: 0,
     };
     bus.send(msg).await.unwrap();
     let reward = c.recv_type("battle.reward").await;
@@ -73,6 +74,7 @@ async fn a_guild_message_whose_commit_and_read_fail_is_applied_once() {
         sender: Some(Address::Player(player)),
         kind: "guild.info".into(),
         body: b"{}".to_vec(),
+        hops: 0,
     };
     bus.send(info).await.unwrap();
     let refused = c.recv_type("guild.event").await;

@@ -7,6 +7,7 @@ mod config;
 mod dev;
 mod faults;
 mod game;
+mod sandbox;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -41,6 +42,11 @@ impl Dev {
 
     /// As [`Dev::start`], on `bus`.
     pub async fn start_on(baseapp: &str, battle: &str, bus: Bus) -> Dev {
+        Dev::start_limited(baseapp, battle, bus, warren::config::LimitsConfig::default()).await
+    }
+
+    /// As [`Dev::start_on`], with `limits`.
+    pub async fn start_limited(baseapp: &str, battle: &str, bus: Bus, limits: warren::config::LimitsConfig) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::copy(baseapp, dir.path().join("baseapp.wasm")).expect("copy baseapp");
         std::fs::copy(battle, dir.path().join("battle.wasm")).expect("copy battle");
@@ -50,7 +56,7 @@ impl Dev {
             modules: dir.path().to_owned(),
             // Fast ticks, so a battle ends within a test.
             battle: warren::config::BattleConfig { tick_hz: 200 },
-            ..DevConfig::default()
+            limits,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = warren::roles::dev::start_on(config, bus, async {

@@ -23,13 +23,32 @@ enum Ask {
     Bomb,
     /// Send `n` messages.
     Flood { n: u32 },
-    /// Reply `bytes` bytes.
+    /// Reply `bytes` bytes, in replies of 32 KiB.
     Big { bytes: usize },
     /// Reply the host's time and two random numbers.
     Env,
     /// Send a message of kind `kind` (default `hello`) to a player.
     Send { to: u64, kind: Option<String> },
+    /// Refuse with a reason of `bytes` bytes.
+    Refuse { bytes: usize },
+    /// Log a line of `bytes` bytes.
+    Log { bytes: usize },
+    /// Store `bytes` bytes under `key`.
+    Store { key: String, bytes: usize },
+    /// Store `n` one-byte values under keys of their own.
+    Keys { n: u32 },
+    /// Push a frame of `bytes` bytes to a player.
+    Push { to: u64, bytes: usize },
+    /// Spin `iters` rounds of busy work, then reply how many.
+    Spin { iters: u64 },
+    /// Start a chain of messages to this player: each one handled sends `fanout` more.
+    Chain { fanout: u32 },
+    /// Keep `mib` MiB more in this instance's memory (a leak), and reply the total.
+    Hoard { mib: usize },
 }
+
+/// What `hoard` keeps: lives as long as the instance.
+static HOARD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
 /// The player logic of the test guest.
 pub struct TestPlayer;
@@ -90,12 +109,51 @@ impl Player for TestPlayer {
                     msg::send(Address::Player(player), "flood", &i);
                 }
             }
-            Ask::Big { bytes } => msg::reply(&"x".repeat(bytes)),
+            Ask::Big { bytes } => {
+                let chunk = "x".repeat(32 << 10);
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    msg::reply(&chunk[..n]);
+                    left -= n;
+                }
+            }
             Ask::Env => {
                 let frame = serde_json::json!({"now": env::now_ms(), "r1": env::random(), "r2": env::random()});
                 msg::reply(&frame);
             }
-            Ask::Send { to, kind } => msg::send(Address::Player(to), kind.as_deref().unwrap_or("hello"), &player),
+            Ask::Send { to, kind } => {
+                msg::send(Address::Player(to), kind.as_deref().unwrap_or("hello"), &player);
+                msg::reply(&serde_json::json!({"type": "sent", "to": to}));
+            }
+            Ask::Refuse { bytes } => return Err(Reject::new("r".repeat(bytes))),
+            Ask::Log { bytes } => log::info(&"l".repeat(bytes)),
+            Ask::Store { key, bytes } => state::set(&key, &"s".repeat(bytes)),
+            Ask::Keys { n } => {
+                for i in 0..n {
+                    state::set(&format!("k{i}"), &0u8);
+                }
+            }
+            Ask::Push { to, bytes } => msg::push(to, &"p".repeat(bytes)),
+            Ask::Spin { iters } => {
+                let mut x: u64 = 0;
+                for i in 0..iters {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+                msg::reply(&serde_json::json!({"type": "spun", "iters": iters, "x": x}));
+            }
+            Ask::Hoard { mib } => {
+                let mut hoard = HOARD.lock().unwrap_or_else(|e| e.into_inner());
+                for _ in 0..mib {
+                    hoard.push(vec![7u8; 1 << 20]);
+                }
+                msg::reply(&serde_json::json!({"type": "hoarded", "mib": hoard.len()}));
+            }
+            Ask::Chain { fanout } => {
+                for _ in 0..fanout {
+                    msg::send(Address::Player(player), "chain", &fanout);
+                }
+            }
         }
         Ok(())
     }
@@ -108,6 +166,14 @@ impl Player for TestPlayer {
         }
         if msg.kind == "trap" {
             panic!("asked to trap on a message");
+        }
+        if msg.kind == "chain" {
+            // A storm: every link sends `fanout` more, and nothing in the module stops it.
+            let fanout: u32 = serde_json::from_slice(&msg.body).unwrap_or(1);
+            for _ in 0..fanout {
+                msg::send(Address::Player(player), "chain", &fanout);
+            }
+            return Ok(());
         }
         log::info(&format!("message {} #{n}", msg.kind));
         msg::push(player, &serde_json::json!({"type": "got", "kind": msg.kind, "count": n}));

@@ -35,7 +35,7 @@ pub async fn run(
     let heartbeat = host.heartbeat(ROLE.name());
     let players = Arc::new(PlayerHost::new(
         host.bus.clone(),
-        LogicPool::new(baseapp),
+        LogicPool::new(baseapp, host.sandbox.clone()),
         host.instance.clone(),
         host.bells.clone(),
         host.lease_ttl,

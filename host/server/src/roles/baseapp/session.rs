@@ -230,7 +230,13 @@ async fn take_player(host: &PlayerHost, player: u64) -> Result<Option<Held>, Bus
         if let Some((_, token)) = host.bus.lease_holder(&owner).await?
             && kicked != Some(token)
         {
-            let kick = Outbound { to: owner.clone(), sender: None, kind: KICK.into(), body: token.to_string().into() };
+            let kick = Outbound {
+                to: owner.clone(),
+                sender: None,
+                kind: KICK.into(),
+                body: token.to_string().into(),
+                hops: 0,
+            };
             host.bus.send(kick).await?;
             kicked = Some(token);
         }
@@ -334,6 +340,7 @@ impl Session<'_> {
                         sender: Some(Address::Player(self.player)),
                         kind: INPUT.into(),
                         body: text.to_vec(),
+                        hops: 0,
                     };
                     if let Err(e) = host.bus.send(input).await {
                         self.out.push(protocol::error(&format!("input not taken, send it again: {e}")));
@@ -378,6 +385,12 @@ impl Occupant<Baseapp> for Session<'_> {
                 self.out.push(String::from_utf8_lossy(&d.envelope.body).into_owned());
                 self.sent_acks.push(d.id.clone());
                 Routed::Done
+            }
+            // Only a host sends a kick: every message an entity's logic sends carries that
+            // entity as its sender, recorded by the host that committed it (and no guest
+            // may send a `$` kind at all). A kick with a sender is no kick.
+            KICK if d.envelope.sender.is_some() => {
+                Routed::Misaddressed(format!("a {KICK} from {:?}: only a host ends a session", d.envelope.sender))
             }
             KICK => {
                 let meant = String::from_utf8_lossy(&d.envelope.body).parse::<u64>().ok();

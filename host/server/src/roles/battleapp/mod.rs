@@ -237,6 +237,7 @@ impl Battleapp {
             sender: Some(Address::Battle(room)),
             kind: crate::mechanics::logic::CLIENT_FRAME.to_owned(),
             body: frame.into_bytes(),
+            hops: 0,
         };
         if let Err(e) = self.host.bus.send(msg).await {
             tracing::debug!(room, player, error = %e, "battle frame not delivered");
@@ -269,7 +270,7 @@ impl Battleapp {
         tokio::spawn(async move {
             // Rooms run on instances of their own (state in guest memory): the queue's pool of
             // instances for stateless handlers stays empty.
-            let pool = LogicPool::new(app.module.clone());
+            let pool = LogicPool::new(app.module.clone(), app.host.sandbox.clone());
             let mut q = OwnedQueue::new(app.host.bus.clone(), owner, held, pool, &app.host.bells, BATCH);
             let mut room = room::RoomOwner::new(app.clone(), id, drained);
             let resumed = loop {
@@ -403,6 +404,7 @@ pub async fn place_room(bus: &Bus, player: u64, setup: Vec<u8>) -> Result<Placed
         sender: Some(Address::Player(player)),
         kind: room::CREATE.into(),
         body: setup,
+        hops: 0,
     };
     bus.send(create).await?;
     bus.register(REGISTRY, room, &holder).await?;

@@ -59,6 +59,9 @@ pub struct RoomOwner {
     since_checkpoint: u64,
     /// Result messages of the final tick, until their checkpoint is committed.
     final_sends: Option<Vec<Outgoing>>,
+    /// A checkpoint being committed apart from the ticks, and how many of `journaled`
+    /// it covers (they are dropped from it when it lands).
+    storing: Option<(usize, tokio::task::JoinHandle<Result<(), BusError>>)>,
     /// Ticks failed in a row.
     failures: u32,
     /// The room's ticks.
@@ -120,6 +123,7 @@ impl RoomOwner {
             seq: 0,
             since_checkpoint: 0,
             final_sends: None,
+            storing: None,
             failures: 0,
             ticks,
             drain,
@@ -331,8 +335,34 @@ impl RoomOwner {
         }
     }
 
+    /// What became of the checkpoint being stored, if it is done (or, with `wait`, once
+    /// it is): `Stop` if the lease turned out to be lost.
+    async fn stored(&mut self, wait: bool) -> Control {
+        let Some((covered, handle)) = self.storing.take() else { return Control::Continue };
+        if !wait && !handle.is_finished() {
+            self.storing = Some((covered, handle));
+            return Control::Continue;
+        }
+        match handle.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) {
+            Ok(()) => {
+                self.journaled.drain(..covered);
+                Control::Continue
+            }
+            Err(BusError::StaleOwner { .. }) => Control::Stop,
+            Err(e) => {
+                // The journal keeps the inputs; the next tick tries again.
+                tracing::warn!(room = self.id, error = %e, "checkpoint not stored");
+                self.since_checkpoint = self.app.checkpoint_ticks;
+                Control::Continue
+            }
+        }
+    }
+
     /// Plays the next tick; checkpoints when due, and at the end.
     async fn tick(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
+        if self.stored(false).await == Control::Stop {
+            return Control::Stop;
+        }
         if self.final_sends.is_some() {
             // The end is played; its commit failed before: try again.
             return self.checkpoint(q).await;
@@ -356,8 +386,8 @@ impl RoomOwner {
                     self.final_sends = Some(sends);
                     return self.checkpoint(q).await;
                 }
-                if self.since_checkpoint >= self.app.checkpoint_ticks {
-                    return self.checkpoint(q).await;
+                if self.since_checkpoint >= self.app.checkpoint_ticks && self.storing.is_none() {
+                    self.checkpoint_apart(q);
                 }
                 Control::Continue
             }
@@ -375,16 +405,17 @@ impl RoomOwner {
         }
     }
 
-    /// Replaces the journal with the room's snapshot; with the result at the end.
-    async fn checkpoint(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
-        let Some(room) = self.room.as_mut() else { return Control::Continue };
+    /// The writes that replace the journal with the room's snapshot, or `None` if the
+    /// snapshot failed (the journal stays).
+    fn checkpoint_writes(&mut self) -> Option<Vec<(String, Option<Vec<u8>>)>> {
+        let room = self.room.as_mut()?;
         // The snapshot holds everything applied so far, the inputs taken for the next tick
         // included: the journal is done with.
         let snapshot = match room.checkpoint() {
             Ok(snapshot) => snapshot.to_vec(),
             Err(e) => {
                 tracing::warn!(room = self.id, error = %e, "snapshot failed; the journal stays");
-                return Control::Continue;
+                return None;
             }
         };
         let mut writes: Vec<(String, Option<Vec<u8>>)> = self.journaled.iter().map(|k| (k.clone(), None)).collect();
@@ -398,6 +429,25 @@ impl RoomOwner {
             "clock".into(),
             Some(format!("{} {} {handed_over}", self.next_tick, fresh_env().now_ms).into_bytes()),
         ));
+        Some(writes)
+    }
+
+    /// Stores a checkpoint apart from the ticks: the room plays on while Redis commits it,
+    /// the journal covering the inputs until it lands (see [`RoomOwner::stored`]).
+    fn checkpoint_apart(&mut self, q: &mut OwnedQueue<Battle>) {
+        let Some(writes) = self.checkpoint_writes() else { return };
+        self.since_checkpoint = 0;
+        let commit = q.commit_apart(&self.me(), writes);
+        self.storing = Some((self.journaled.len(), tokio::spawn(commit)));
+    }
+
+    /// Replaces the journal with the room's snapshot, waiting for it to be stored; with
+    /// the result at the end. The ticks wait for this one: it is the room's last.
+    async fn checkpoint(&mut self, q: &mut OwnedQueue<Battle>) -> Control {
+        if self.stored(true).await == Control::Stop {
+            return Control::Stop;
+        }
+        let Some(mut writes) = self.checkpoint_writes() else { return Control::Continue };
         let last = self.final_sends.is_some();
         if last {
             writes.push(("finished".into(), Some(b"1".to_vec())));
@@ -424,6 +474,8 @@ impl RoomOwner {
 
     /// Closes a room that cannot go on, telling its players, without a result.
     async fn close(&mut self, q: &mut OwnedQueue<Battle>, reason: &str) {
+        // A checkpoint still being stored lands first, so it cannot land over the end.
+        let _ = self.stored(true).await;
         let frame = json!({"type": "battle.closed", "room": self.id, "reason": reason}).to_string();
         for &p in &self.players.clone() {
             self.app.to_player(self.id, p, frame.clone()).await;

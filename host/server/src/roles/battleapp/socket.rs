@@ -84,6 +84,7 @@ pub async fn serve(socket: WebSocket, app: Arc<Battleapp>) {
                                 sender: Some(Address::Player(player)),
                                 kind: INPUT.into(),
                                 body: text.as_bytes().to_vec(),
+                                hops: 0,
                             };
                             match app.host.bus.send(input).await {
                                 Ok(_) => None,

@@ -1,0 +1,135 @@
+//! Quotas on what an entity's logic puts on the bus, written once for every role: how fast
+//! an entity may send, how full a queue it may send to, how long a chain of messages
+//! causing one another may grow. docs/limits.md lists them with their defaults.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use warren_bus::Address;
+
+/// What every role of a process shares to keep modules in bounds: the quotas, and the
+/// bound on handler calls running at once (a flood of slow calls queues for it rather than
+/// oversubscribing the cores).
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The quotas.
+    pub quotas: Quotas,
+    /// One permit per call that may run at once.
+    pub running: Arc<Semaphore>,
+}
+
+impl Sandbox {
+    /// A sandbox with `quotas`.
+    pub fn new(quotas: Quotas) -> Sandbox {
+        Sandbox { quotas, running: Arc::new(Semaphore::new(quotas.max_running_calls.max(1))) }
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new(Quotas::default())
+    }
+}
+
+/// The host's quotas on entities' traffic (the `[limits]` section of a config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Most messages waiting in a player's, a team's or a room's queue: a send to a full
+    /// queue fails the sending call (backpressure, not unbounded growth).
+    pub max_queue_len: u64,
+    /// Most messages waiting in a guild group's queue, which its guilds share.
+    pub max_group_queue_len: u64,
+    /// Messages (sends and pushes) one entity may send per second, on average...
+    pub sends_per_s: u32,
+    /// ...and at once after a quiet spell (the bucket's size).
+    pub sends_burst: u32,
+    /// Longest chain of messages each caused by the one before; a message deeper than
+    /// this is set aside as a dead letter instead of handled.
+    pub max_hops: u32,
+    /// Handler calls running at once in the process; more wait their turn.
+    pub max_running_calls: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_queue_len: 1_000,
+            max_group_queue_len: 10_000,
+            sends_per_s: 1_000,
+            sends_burst: 2_000,
+            max_hops: 64,
+            max_running_calls: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        }
+    }
+}
+
+impl Quotas {
+    /// The cap of the queue that messages to `to` go to.
+    pub fn queue_cap(&self, to: &Address) -> u64 {
+        match to {
+            Address::Guild(_) | Address::GuildGroup(_) => self.max_group_queue_len,
+            _ => self.max_queue_len,
+        }
+    }
+}
+
+/// A token bucket per sending entity: `sends_per_s` tokens a second, up to `sends_burst`.
+/// Entities whose bucket is full again are forgotten, so the map holds only the busy ones.
+#[derive(Debug, Default)]
+pub struct SendBudget {
+    buckets: HashMap<Address, (f64, Instant)>,
+}
+
+impl SendBudget {
+    /// Buckets kept before the full ones are swept out.
+    const SWEEP_AT: usize = 64;
+
+    /// Takes `n` tokens from `entity`'s bucket if it has them: `false` means the entity
+    /// sends faster than its quota, and the call must fail.
+    pub fn take(&mut self, quotas: &Quotas, entity: &Address, n: usize, now: Instant) -> bool {
+        let (rate, burst) = (f64::from(quotas.sends_per_s), f64::from(quotas.sends_burst));
+        let refill = |(tokens, at): (f64, Instant)| (tokens + now.duration_since(at).as_secs_f64() * rate).min(burst);
+        if self.buckets.len() >= Self::SWEEP_AT {
+            self.buckets.retain(|_, b| refill(*b) < burst);
+        }
+        let bucket = self.buckets.entry(entity.clone()).or_insert((burst, now));
+        let tokens = refill(*bucket);
+        let n = n as f64;
+        if tokens < n {
+            *bucket = (tokens, now);
+            return false;
+        }
+        *bucket = (tokens - n, now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_bucket_refills_at_its_rate_up_to_its_burst() {
+        let q = Quotas { sends_per_s: 100, sends_burst: 10, ..Quotas::default() };
+        let (mut b, p, t0) = (SendBudget::default(), Address::Player(1), Instant::now());
+        assert!(b.take(&q, &p, 10, t0), "a full bucket gives its burst");
+        assert!(!b.take(&q, &p, 1, t0), "then nothing at once");
+        assert!(b.take(&q, &p, 1, t0 + Duration::from_millis(10)), "one token after 10 ms at 100/s");
+        assert!(!b.take(&q, &p, 1, t0 + Duration::from_millis(10)));
+        assert!(!b.take(&q, &p, 11, t0 + Duration::from_secs(60)), "never more than the burst");
+        assert!(b.take(&q, &Address::Player(2), 10, t0), "each entity has its own bucket");
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten() {
+        let q = Quotas { sends_per_s: 1000, sends_burst: 10, ..Quotas::default() };
+        let (mut b, t0) = (SendBudget::default(), Instant::now());
+        for p in 0..SendBudget::SWEEP_AT as u64 {
+            assert!(b.take(&q, &Address::Player(p), 1, t0));
+        }
+        assert!(b.take(&q, &Address::Player(1000), 1, t0 + Duration::from_secs(1)));
+        assert_eq!(b.buckets.len(), 1, "the refilled buckets were swept out");
+    }
+}
