@@ -83,6 +83,23 @@ struct ActiveCall {
     emitted_bytes: usize,
 }
 
+/// The time a call has taken, kept by the epoch callback (see [`deadline_reached`]): no
+/// clock is read unless a call runs past its first epoch ticks.
+#[derive(Default)]
+struct CallClock {
+    /// Epoch ticks the call was given so far (its wall time, to within a tick).
+    ticks: u64,
+    /// The thread's CPU clock when the call was first past its first ticks.
+    cpu_mark: Option<std::time::Duration>,
+}
+
+/// Epoch ticks a call runs before its clock is first looked at: a call shorter than this
+/// (nearly every call) reads no clock at all.
+pub(crate) const FIRST_TICKS: u64 = 2;
+/// How many times its CPU deadline a call may take in wall time, however little CPU it
+/// got (a machine so busy that a call waits this long is cut rather than waited for).
+pub(crate) const WALL_FACTOR: u32 = 4;
+
 /// The data of every Store: the limits and the call in progress.
 pub struct HostState {
     /// The limits the store runs under; read by the limiter and the emit checks.
@@ -93,15 +110,43 @@ pub struct HostState {
     pub(crate) memory_bytes: usize,
     /// The most bytes the entity's state may hold (its role's quota).
     pub(crate) state_quota: usize,
+    /// The call's time so far.
+    clock: CallClock,
 }
 
 impl HostState {
     pub(crate) fn new(limits: Limits, state_quota: usize) -> Self {
-        HostState { limits, call: ActiveCall::default(), memory_bytes: 0, state_quota }
+        let clock = CallClock { ticks: FIRST_TICKS, cpu_mark: None };
+        HostState { limits, call: ActiveCall::default(), memory_bytes: 0, state_quota, clock }
+    }
+
+    /// The epoch callback: the call reached the deadline it was given. A call is cut when
+    /// it has used its deadline in CPU time — time the thread spent off the CPU (a busy
+    /// machine) does not count against it — or [`WALL_FACTOR`] times it in wall time.
+    /// Its first [`FIRST_TICKS`] count as CPU time: that is when the thread's CPU clock is
+    /// first read (reading it costs ~0.3 µs, a third of a short call, so short calls never
+    /// do).
+    pub(crate) fn deadline_reached(&mut self) -> wasmtime::UpdateDeadline {
+        let tick = crate::engine::EPOCH_TICK;
+        let deadline = self.limits.deadline;
+        let clock = &mut self.clock;
+        let wall = tick * clock.ticks as u32;
+        // Without a CPU clock (not Linux), wall time is all there is.
+        let cpu = match thread_cpu_time() {
+            Some(now) => tick * FIRST_TICKS as u32 + now.saturating_sub(*clock.cpu_mark.get_or_insert(now)),
+            None => wall,
+        };
+        if cpu >= deadline || wall >= deadline * WALL_FACTOR {
+            return wasmtime::UpdateDeadline::Interrupt;
+        }
+        let more = ((deadline - cpu).as_micros().div_ceil(tick.as_micros().max(1)) as u64).max(1);
+        clock.ticks += more;
+        wasmtime::UpdateDeadline::Continue(more)
     }
 
     /// Starts a call over `state` (moved in; handed back by [`HostState::finish`]).
     pub(crate) fn begin(&mut self, state: EntityState, env: CallEnv) {
+        self.clock = CallClock { ticks: FIRST_TICKS, cpu_mark: None };
         // Reset in place: this runs on every call, and the buffers are empty already.
         let c = &mut self.call;
         c.state = state;
@@ -270,4 +315,12 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The calling thread's CPU time, if the system keeps one.
+fn thread_cpu_time() -> Option<std::time::Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }

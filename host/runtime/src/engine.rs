@@ -32,8 +32,6 @@ pub(crate) struct Shared {
     pub(crate) compiled: crate::module::CompiledCache,
     /// Cranelift compilations so far (see `Runtime::compilations`).
     pub(crate) compilations: std::sync::atomic::AtomicU64,
-    /// The deadline in epoch ticks, computed once (it is read on every call).
-    deadline_ticks: u64,
     /// Advances the epoch that deadlines count in; stopped when the runtime goes.
     _ticker: EpochTicker,
     /// Takes instances that were replaced, so freeing their memory (~0.1 ms) happens off
@@ -64,8 +62,6 @@ impl Runtime {
             .name("warren-retired-instances".into())
             .spawn(move || graveyard.into_iter().for_each(drop))?;
 
-        let tick = EPOCH_TICK.as_micros().max(1);
-        let deadline_ticks = (limits.deadline.as_micros().div_ceil(tick) as u64).max(1) + 1;
         Ok(Runtime {
             shared: Arc::new(Shared {
                 engine,
@@ -73,7 +69,6 @@ impl Runtime {
                 limits,
                 compiled: Default::default(),
                 compilations: Default::default(),
-                deadline_ticks,
                 _ticker: ticker,
                 retired,
             }),
@@ -88,11 +83,6 @@ impl Runtime {
     /// The engine, for callers that measure against raw wasmtime.
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
-    }
-
-    /// The epoch ticks a call may run: its deadline rounded up, plus the tick in progress.
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        self.shared.deadline_ticks
     }
 
     /// Hands a replaced instance to the background thread that frees it.

@@ -1,6 +1,6 @@
 //! Instances: a store running one module, and the calls made into it under limits.
 
-use crate::call::{CallEnv, Effects, EntityState, HostState};
+use crate::call::{CallEnv, Effects, EntityState, FIRST_TICKS, HostState};
 use crate::limits::CallError;
 use crate::module::{GuestStore, Module, RoleModule};
 use crate::world::World;
@@ -20,8 +20,8 @@ impl<W: World> Live<W> {
         let limits = runtime.limits();
         let mut store = wasmtime::Store::new(&runtime.shared.engine, HostState::new(limits, W::state_quota(&limits)));
         store.limiter(|s| s);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(runtime.deadline_ticks());
+        store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().deadline_reached()));
+        store.set_epoch_deadline(FIRST_TICKS);
         let guest =
             W::instantiate(&module.pre, &mut store).map_err(|e| match CallError::from_wasm(e, &runtime.limits()) {
                 CallError::Trap(t) => CallError::Instantiate(t),
@@ -57,8 +57,7 @@ impl<W: World> Live<W> {
         env: CallEnv,
         f: impl FnOnce(&W::Guest, &mut GuestStore) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<(R, Effects), CallError> {
-        let ticks = self.module.runtime.deadline_ticks();
-        self.store.set_epoch_deadline(ticks);
+        self.store.set_epoch_deadline(FIRST_TICKS);
         self.store.data_mut().begin(std::mem::take(state), env);
         let outcome = f(&self.guest, &mut self.store);
         // What the guest left is checked before the call's buffers are handed back.

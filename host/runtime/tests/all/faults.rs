@@ -187,3 +187,58 @@ fn too_many_keys_are_refused() {
     inst.on_client(&mut state, env(2), 1, br#"{"type":"keys","n":10}"#).expect("at the quota").apply_to(&mut state);
     assert_eq!(state.len(), cap);
 }
+
+/// Pins the calling thread to CPU `core`.
+fn pin_to(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0, "pin");
+    }
+}
+
+#[test]
+fn the_deadline_counts_cpu_time_so_a_call_on_a_busy_core_is_not_cut() {
+    let deadline = std::time::Duration::from_millis(40);
+    let limits = warren_runtime::Limits { deadline, ..Default::default() };
+    let rt = warren_runtime::Runtime::new(limits).expect("runtime");
+    let module = std::sync::Arc::new(rt.load(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).unwrap());
+    std::thread::spawn(move || {
+        pin_to(0);
+        let mut inst = Instance::new(RoleModule::new(module));
+        let spin = |inst: &mut Instance<_>, iters: u64| {
+            let frame = format!(r#"{{"type":"spin","iters":{iters}}}"#);
+            let started = Instant::now();
+            let out = inst.on_client(&mut EntityState::new(), env(1), 1, frame.as_bytes());
+            (out, started.elapsed())
+        };
+        // About 15 ms of work, measured with the core to itself.
+        let (out, took) = spin(&mut inst, 2_000_000);
+        out.expect("a short spin");
+        let iters = (2_000_000.0 * 15.0 / took.as_secs_f64() / 1000.0) as u64;
+        // Three threads busy on the same core: the call gets about a quarter of it.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    pin_to(0);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::black_box(0u64);
+                    }
+                })
+            })
+            .collect();
+        let (out, took) = spin(&mut inst, iters);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        busy.into_iter().for_each(|t| t.join().unwrap());
+        assert!(took > deadline, "the core was shared: the call took {took:?} of wall time");
+        out.unwrap_or_else(|e| panic!("a call of ~15 ms of CPU in {took:?} of wall time was cut: {e}"));
+        // And a call that does use its deadline of CPU is still cut, busy core or not.
+        let (out, took) = spin(&mut inst, iters * 4);
+        assert_eq!(out.expect_err("cut"), CallError::Deadline(deadline), "after {took:?}");
+    })
+    .join()
+    .unwrap();
+}

@@ -63,6 +63,10 @@ fn host_config_typos_and_bad_values_are_refused_with_the_key() {
         ("[battleapp]\npublic_url = \"http://example.com/ws\"\n", "battleapp.public_url"),
         ("[battleapp]\npublic_url = \"wss://\"\n", "battleapp.public_url"),
         ("[limits]\nmemory_mib = 0\n", "limits.memory_mib"),
+        ("[limits]\nmax_hops = 0\n", "limits.max_hops"),
+        ("[limits]\nmax_queue_len = 0\n", "limits.max_queue_len"),
+        ("[limits.state_kib]\nguild = 0\n", "limits.state_kib.guild"),
+        ("[limits.state_kib]\nplayer = 5\n", "player"),
     ] {
         let err = HostConfig::parse(text).expect_err(text);
         assert!(err.contains(key), "{text:?} refused without naming `{key}`: {err}");

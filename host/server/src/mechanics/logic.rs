@@ -73,10 +73,24 @@ impl<W: World> LogicPool<W> {
     /// Runs `f` on an instance, on a blocking thread, once one of the process's running
     /// calls ends if as many as it allows are running.
     pub async fn run<R: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static) -> R {
+        self.run_as(false, f).await
+    }
+
+    /// [`LogicPool::run`] for an entity that is `heavy` or not (see [`Sandbox`]).
+    pub async fn run_as<R: Send + 'static>(
+        self: &Arc<Self>,
+        heavy: bool,
+        f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static,
+    ) -> R {
         let pool = self.clone();
-        let permit = self.sandbox.running.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let closed = "the sandbox's semaphores are never closed";
+        let heavy = match heavy {
+            true => Some(self.sandbox.heavy.clone().acquire_owned().await.expect(closed)),
+            false => None,
+        };
+        let permit = self.sandbox.running.clone().acquire_owned().await.expect(closed);
         let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (permit, heavy);
             let taken = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut instance = taken.map_or_else(|| Instance::new(pool.role.clone()), |(i, _)| i);
             let out = f(&mut instance);

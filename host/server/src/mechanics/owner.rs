@@ -23,7 +23,7 @@ use crate::mechanics::deliver::{self, Verdict};
 use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound, to_bus};
-use crate::mechanics::quota::SendBudget;
+use crate::mechanics::quota::{Heat, SendBudget};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -175,6 +175,8 @@ pub struct OwnedQueue<W: World> {
     backlogs: HashMap<Address, (u64, Instant)>,
     /// A message of this queue is being handled (it leaves the queue with its commit).
     handling: bool,
+    /// How long the calls here take lately.
+    heat: Heat,
 }
 
 /// How long a backlog read well under the cap is trusted without reading it again.
@@ -206,6 +208,7 @@ impl<W: World> OwnedQueue<W> {
             budget: SendBudget::default(),
             backlogs: HashMap::new(),
             handling: false,
+            heat: Heat::default(),
         }
     }
 
@@ -263,13 +266,15 @@ impl<W: World> OwnedQueue<W> {
     ) -> CallResult {
         let whole = target.prefix.is_empty();
         let mut view = if whole { self.state.take().unwrap_or_default() } else { self.view(&target.prefix) };
-        let (view, result) = self
+        let (view, result, took) = self
             .logic
-            .run(move |i| {
+            .run_as(self.heat.is_heavy(), move |i| {
+                let started = std::time::Instant::now();
                 let r = f(i, &mut view, env);
-                (view, r)
+                (view, r, started.elapsed())
             })
             .await;
+        self.heat.record(took);
         if whole {
             self.state = Some(view);
         }

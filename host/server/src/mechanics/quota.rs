@@ -10,19 +10,48 @@ use warren_bus::Address;
 
 /// What every role of a process shares to keep modules in bounds: the quotas, and the
 /// bound on handler calls running at once (a flood of slow calls queues for it rather than
-/// oversubscribing the cores).
+/// oversubscribing the cores). Calls of *heavy* entities — whose recent calls took long,
+/// see [`Heat`] — may hold all but one of the permits, so one core is always left to
+/// everyone else's calls, which then wait only for each other.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     /// The quotas.
     pub quotas: Quotas,
     /// One permit per call that may run at once.
     pub running: Arc<Semaphore>,
+    /// One permit per call of a heavy entity that may run (or wait for `running`) at once.
+    pub heavy: Arc<Semaphore>,
 }
 
 impl Sandbox {
     /// A sandbox with `quotas`.
     pub fn new(quotas: Quotas) -> Sandbox {
-        Sandbox { quotas, running: Arc::new(Semaphore::new(quotas.max_running_calls.max(1))) }
+        let n = quotas.max_running_calls.max(1);
+        Sandbox { quotas, running: Arc::new(Semaphore::new(n)), heavy: Arc::new(Semaphore::new((n - 1).max(1))) }
+    }
+}
+
+/// How long an entity's calls take lately: an average that weighs the last call as much
+/// as all those before. Above [`Heat::HEAVY`] the entity is heavy (see [`Sandbox`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Heat {
+    average_us: u64,
+}
+
+impl Heat {
+    /// The average call time above which an entity is heavy: a handler that takes this
+    /// long is far from the usual ~1 µs–1 ms, and may not crowd out the others.
+    pub const HEAVY: std::time::Duration = std::time::Duration::from_millis(5);
+
+    /// Counts a call that took `took`.
+    pub fn record(&mut self, took: std::time::Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.average_us = (self.average_us + us) / 2;
+    }
+
+    /// Whether the entity's calls are heavy.
+    pub fn is_heavy(&self) -> bool {
+        self.average_us >= Self::HEAVY.as_micros() as u64
     }
 }
 

@@ -263,3 +263,83 @@ async fn a_fan_out_storm_stays_within_its_queue_stops_by_itself_and_never_starve
     assert!(dead.len() as u64 <= cap, "{} dead letters", dead.len());
     assert!(dead.iter().all(|d| d.envelope.hops == 20 && d.error.contains("message chain too long")));
 }
+
+/// A process's resident memory, MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process's status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kib / 1024
+}
+
+/// Polls `/modules` until `check` accepts it.
+async fn modules_until(addr: std::net::SocketAddr, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    until(what, || async {
+        let modules = crate::http_get_json(addr, "/modules").await;
+        check(&modules).then_some(modules)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_comes_back_after_leaking_and_refused_modules_are_gone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (file, from) in
+        [("baseapp.wasm", PLAYER_V1), ("battle.wasm", SCRIPT_BATTLE), ("guild.wasm", warren_test_guests::SCRIPT_GUILD)]
+    {
+        std::fs::copy(from, dir.path().join(file)).expect("copy module");
+    }
+    let args: Vec<String> =
+        ["dev", "--listen", "127.0.0.1:0", "--modules", &dir.path().display().to_string()].map(String::from).to_vec();
+    let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
+    let line = dev.wait_for_line("listening on", UNTIL);
+    let addr: std::net::SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let pid = dev.pid();
+    let mut c = Client::connect(addr).await;
+    c.send(json!({"type": "login", "name": "leaky"})).await;
+    assert_eq!(c.recv().await["type"], "welcome");
+    c.recv().await;
+    assert_eq!(count(&mut c).await.0, 1);
+    let baseline = rss_mib(pid);
+
+    // A module that leaks: its instance keeps 48 MiB.
+    c.send(json!({"type": "hoard", "mib": 48})).await;
+    assert_eq!(c.recv().await["mib"], 48);
+    let leaked = rss_mib(pid);
+    assert!(leaked >= baseline + 40, "the leak shows: {baseline} → {leaked} MiB");
+
+    // Refused modules: one whose init refuses, one over the size cap (a wasm header and
+    // 20 MiB of nothing). Neither keeps anything.
+    let baseapp = dir.path().join("baseapp.wasm");
+    crate::replace_file(&baseapp, warren_test_guests::PLAYER_BAD_INIT);
+    modules_until(addr, "the bad init refused", |m| {
+        m["refused"]["baseapp"].as_str().is_some_and(|r| r.contains("init refused"))
+    })
+    .await;
+    let mut big = b"\0asm\x0d\0\x01\0".to_vec();
+    big.resize(20 << 20, 0);
+    let partial = dir.path().join("baseapp.partial");
+    std::fs::write(&partial, &big).expect("write");
+    std::fs::rename(&partial, &baseapp).expect("rename");
+    modules_until(addr, "the big module refused", |m| {
+        m["refused"]["baseapp"].as_str().is_some_and(|r| r.contains("over the cap"))
+    })
+    .await;
+
+    // The leaking module is replaced: its idle instance goes within a second or so, and
+    // its memory with it.
+    crate::replace_file(&baseapp, warren_test_guests::PLAYER_V2);
+    let v2 = warren_runtime::digest(&warren_test_guests::read(warren_test_guests::PLAYER_V2));
+    modules_until(addr, "v2 serving", |m| m["serving"]["baseapp"] == v2.as_str()).await;
+    let back = until("the memory given back", || async {
+        let now = rss_mib(pid);
+        (now <= baseline + 16).then_some(now)
+    })
+    .await;
+    println!("RSS: {baseline} MiB, leaking {leaked} MiB, after the swap {back} MiB");
+    let (n, _) = count(&mut c).await;
+    assert_eq!(n, 2, "the player's state outlived every module");
+}
