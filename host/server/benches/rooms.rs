@@ -29,7 +29,8 @@ const PLAYERS: u64 = 10;
 const TICK_HZ: u32 = 20;
 /// The tick time a room count must keep at p99.
 const P99_LIMIT_US: u64 = 2_000;
-/// Room counts tried, in order; the sweep stops at the first that misses.
+/// Room counts tried, in order; the sweep stops at the first that misses. `ROOM_STEPS`
+/// (comma-separated counts) replaces them, to look at one count.
 const STEPS: &[usize] = &[50, 100, 150, 200, 250, 500, 750, 1000, 1250, 1500, 2000];
 const WARM_UP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(5);
@@ -61,6 +62,7 @@ struct Step {
     p50_us: u64,
     p99_us: u64,
     due_p99_us: u64,
+    due_p90_us: u64,
     ticks_per_s: f64,
     frames_per_s: f64,
     room_kib: f64,
@@ -138,6 +140,7 @@ async fn step(url: &str, runtime: &Runtime, rooms: usize, n: usize) -> Step {
         p50_us: times.percentile(0.5).unwrap_or(0),
         p99_us: times.percentile(0.99).unwrap_or(0),
         due_p99_us: app.tick_times().percentile(0.99).unwrap_or(0),
+        due_p90_us: app.tick_times().percentile(0.90).unwrap_or(0),
         ticks_per_s: times.count() as f64 / secs,
         frames_per_s: (frames.load(Ordering::Relaxed) - frames_before) as f64 / secs,
         room_kib,
@@ -156,20 +159,25 @@ fn main() {
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     println!("rooms of {PLAYERS} players at {TICK_HZ} Hz, one battleapp on core 0, redis-server on core 1");
     println!(
-        "{:>6} {:>9} {:>9} {:>12} {:>10} {:>11} {:>9}",
-        "rooms", "p50 ms", "p99 ms", "due→out p99", "ticks/s", "frames/s", "KiB/room"
+        "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10} {:>11} {:>9}",
+        "rooms", "p50 ms", "p99 ms", "due→out p90", "due→out p99", "ticks/s", "frames/s", "KiB/room"
     );
     let mut best = 0;
     let mut kib = 0.0;
     let mut due_p99 = 0.0;
-    for (n, &rooms) in STEPS.iter().enumerate() {
+    let steps: Vec<usize> = match std::env::var("ROOM_STEPS") {
+        Ok(list) => list.split(',').map(|n| n.trim().parse().expect("ROOM_STEPS: room counts")).collect(),
+        Err(_) => STEPS.to_vec(),
+    };
+    for (n, &rooms) in steps.iter().enumerate() {
         let s = rt.block_on(step(&server.url, &runtime, rooms, n));
         let ms = |us: u64| if us == u64::MAX { f64::INFINITY } else { us as f64 / 1000.0 };
         println!(
-            "{:>6} {:>9.2} {:>9.2} {:>12.2} {:>10.0} {:>11.0} {:>9.1}",
+            "{:>6} {:>9.2} {:>9.2} {:>12.2} {:>12.2} {:>10.0} {:>11.0} {:>9.1}",
             s.rooms,
             ms(s.p50_us),
             ms(s.p99_us),
+            ms(s.due_p90_us),
             ms(s.due_p99_us),
             s.ticks_per_s,
             s.frames_per_s,
