@@ -9,6 +9,8 @@ const GUESTS: &[(&str, &str, &[&str])] = &[
     ("PLAYER_V1", "warren-test-guest", &["player"]),
     ("PLAYER_V2", "warren-test-guest", &["player", "v2"]),
     ("PLAYER_BAD_INIT", "warren-test-guest", &["player", "bad-init"]),
+    ("PLAYER_INIT_LOOP", "warren-test-guest", &["player", "init-loop"]),
+    ("PLAYER_BIG_MEMORY", "warren-test-guest", &["player", "big-memory"]),
     ("ROOM_V1", "warren-test-guest", &["room"]),
     ("ROOM_V2", "warren-test-guest", &["room", "v2"]),
     ("ROOM_BAD_RESTORE", "warren-test-guest", &["room", "v2", "bad-restore"]),

@@ -188,6 +188,14 @@ fn too_many_keys_are_refused() {
     assert_eq!(state.len(), cap);
 }
 
+/// The calling thread's CPU time.
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Pins the calling thread to CPU `core`.
 fn pin_to(core: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
@@ -213,9 +221,11 @@ fn the_deadline_counts_cpu_time_so_a_call_on_a_busy_core_is_not_cut() {
             let out = inst.on_client(&mut EntityState::new(), env(1), 1, frame.as_bytes());
             (out, started.elapsed())
         };
-        // About 15 ms of work, measured with the core to itself.
-        let (out, took) = spin(&mut inst, 2_000_000);
-        out.expect("a short spin");
+        // About 15 ms of work, measured in the thread's CPU time (other tests may share the
+        // core meanwhile).
+        let cpu_before = thread_cpu();
+        spin(&mut inst, 2_000_000).0.expect("a short spin");
+        let took = thread_cpu() - cpu_before;
         let iters = (2_000_000.0 * 15.0 / took.as_secs_f64() / 1000.0) as u64;
         // Three threads busy on the same core: the call gets about a quarter of it.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -235,10 +245,25 @@ fn the_deadline_counts_cpu_time_so_a_call_on_a_busy_core_is_not_cut() {
         busy.into_iter().for_each(|t| t.join().unwrap());
         assert!(took > deadline, "the core was shared: the call took {took:?} of wall time");
         out.unwrap_or_else(|e| panic!("a call of ~15 ms of CPU in {took:?} of wall time was cut: {e}"));
-        // And a call that does use its deadline of CPU is still cut, busy core or not.
+        // And a call that does use its deadline of CPU (four times as much work: ~60 ms)
+        // is still cut, busy core or not.
         let (out, took) = spin(&mut inst, iters * 4);
         assert_eq!(out.expect_err("cut"), CallError::Deadline(deadline), "after {took:?}");
     })
     .join()
     .unwrap();
+}
+
+#[test]
+fn a_stack_overflow_fails_only_its_call() {
+    // The guest's own stack (in its linear memory) runs into the bottom of its memory.
+    fault(r#"{"type":"recurse"}"#, |e| {
+        assert!(matches!(e, CallError::Trap(_)), "{e:?}");
+        assert!(e.to_string().ends_with("wasm trap: out of bounds memory access"), "{e}");
+    });
+    // The engine's call stack runs out.
+    fault(r#"{"type":"deep"}"#, |e| {
+        assert!(matches!(e, CallError::Trap(_)), "{e:?}");
+        assert!(e.to_string().ends_with("wasm trap: call stack exhausted"), "{e}");
+    });
 }

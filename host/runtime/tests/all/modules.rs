@@ -121,3 +121,20 @@ fn a_module_over_the_size_cap_is_refused_before_compiling() {
     assert_eq!(rt.precompile(&good).err(), Some(err));
     assert_eq!(rt.compilations(), 0);
 }
+
+#[test]
+fn an_init_that_never_ends_or_a_module_too_big_for_memory_is_refused() {
+    let deadline = runtime().limits().deadline;
+    let init_loop = warren_test_guests::read(warren_test_guests::PLAYER_INIT_LOOP);
+    assert_eq!(rejected(&init_loop), LoadError::InitFault(warren_runtime::CallError::Deadline(deadline)));
+
+    let big = warren_test_guests::read(warren_test_guests::PLAYER_BIG_MEMORY);
+    assert!(big.len() < 4 << 20, "the memory is asked for, not carried: {} bytes", big.len());
+    match rejected(&big) {
+        LoadError::InitFault(warren_runtime::CallError::Memory(m)) => {
+            assert_eq!(m.cap, runtime().limits().memory_bytes);
+            assert!(m.desired > 256 << 20, "{m}");
+        }
+        other => panic!("expected the memory cap, got {other:?}"),
+    }
+}

@@ -45,10 +45,34 @@ enum Ask {
     Chain { fanout: u32 },
     /// Keep `mib` MiB more in this instance's memory (a leak), and reply the total.
     Hoard { mib: usize },
+    /// Recurse without end, with a frame in linear memory: the guest's own stack overflows.
+    Recurse,
+    /// Recurse without end in wasm locals only: the engine's call stack runs out.
+    Deep,
 }
+
+/// Memory the `big-memory` build asks for at start (zero-initialised: it does not grow
+/// the file).
+#[cfg(feature = "big-memory")]
+static mut BIG: [u8; 256 << 20] = [0; 256 << 20];
+#[cfg(not(feature = "big-memory"))]
+static mut BIG: [u8; 0] = [];
 
 /// What `hoard` keeps: lives as long as the instance.
 static HOARD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Recurses until the stack runs out; the black boxes keep it a real recursion.
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 16]);
+    recurse(std::hint::black_box(n + 1)).wrapping_add(frame[n as usize % 16])
+}
+
+/// Recurses until the engine's call stack runs out (no frame in linear memory).
+#[allow(unconditional_recursion)]
+fn deep(n: u64) -> u64 {
+    deep(std::hint::black_box(n.wrapping_mul(3))).wrapping_add(n)
+}
 
 /// The player logic of the test guest.
 pub struct TestPlayer;
@@ -63,6 +87,16 @@ impl Player for TestPlayer {
     fn init() -> Outcome {
         if cfg!(feature = "bad-init") {
             return Err(Reject::new("this build refuses to start"));
+        }
+        if cfg!(feature = "init-loop") {
+            let mut i: u64 = 0;
+            loop {
+                i = std::hint::black_box(i.wrapping_add(1));
+            }
+        }
+        if cfg!(feature = "big-memory") {
+            // 256 MiB of zeroes: no bigger a file, but memory the module asks for at once.
+            std::hint::black_box(std::ptr::addr_of!(BIG));
         }
         Ok(())
     }
@@ -149,6 +183,8 @@ impl Player for TestPlayer {
                 }
                 msg::reply(&serde_json::json!({"type": "hoarded", "mib": hoard.len()}));
             }
+            Ask::Recurse => msg::reply(&recurse(std::hint::black_box(1))),
+            Ask::Deep => msg::reply(&deep(std::hint::black_box(1))),
             Ask::Chain { fanout } => {
                 for _ in 0..fanout {
                     msg::send(Address::Player(player), "chain", &fanout);
