@@ -519,3 +519,68 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
     );
     assert_eq!(crate::stored(&bus, bob, "gold").await, target);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whispers_to_an_offline_player_stop_at_the_queue_cap_on_redis_and_all_arrive_at_login() {
+    let redis = RedisServer::start();
+    let groups = 16;
+    let bus = Bus::redis_with_groups(&redis.url, groups).await.unwrap();
+    bus.publish_module("baseapp", guests::read(guests::SCRIPT_BASEAPP)).await.unwrap();
+    bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("capped.toml");
+    std::fs::write(&config, "[limits]\nmax_queue_len = 5\n").unwrap();
+    let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(["--config".to_owned(), config.display().to_string()]);
+    args.extend(host_args(&redis.url, groups, "capped", 2_000));
+    let mut p = Process::start("capped", warren(), &args);
+    let line = p.wait_for_line("listening on", SETTLE);
+    let addr: SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+
+    let (mut ann, _) = login(addr, "ann").await;
+    let (bob, bob_id) = login(addr, "bob").await;
+    drop(bob);
+    let started = Instant::now();
+    while bus.lease_holder(&Address::Player(bob_id)).await.unwrap().is_some() {
+        assert!(started.elapsed() < SETTLE, "bob's session never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The answer to a whisper, past the frames of the login.
+    async fn answer(c: &mut Client) -> Value {
+        loop {
+            let frame = c.recv().await;
+            if frame["type"] == "whisper.sent" || frame["type"] == "error" {
+                return frame;
+            }
+        }
+    }
+    for i in 0..7 {
+        ann.send(json!({"type": "whisper", "to": bob_id, "text": format!("w{i}")})).await;
+        let answer = answer(&mut ann).await;
+        if i < 5 {
+            assert_eq!(answer["type"], "whisper.sent", "whisper {i}: {answer}");
+        } else {
+            assert_eq!(answer["type"], "error", "whisper {i}: {answer}");
+            let reason = answer["reason"].as_str().unwrap();
+            assert_eq!(
+                reason,
+                format!("player {bob_id} has 5 messages waiting, the most its queue takes: try again later")
+            );
+        }
+    }
+    assert_eq!(bus.backlogs(&[Address::Player(bob_id)]).await.unwrap(), vec![5], "Redis counts what waits");
+
+    // Bob reads exactly the five, in order; then his queue takes whispers again.
+    let (mut bob, _) = login(addr, "bob").await;
+    for i in 0..5 {
+        assert_eq!(bob.recv_type("whisper").await["text"], format!("w{i}"));
+    }
+    ann.send(json!({"type": "whisper", "to": bob_id, "text": "again"})).await;
+    assert_eq!(answer(&mut ann).await["type"], "whisper.sent");
+    assert_eq!(bob.recv_type("whisper").await["text"], "again", "nothing past the five was kept");
+    let started = Instant::now();
+    while bus.backlogs(&[Address::Player(bob_id)]).await.unwrap() != vec![0] {
+        assert!(started.elapsed() < SETTLE, "bob's queue never emptied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
