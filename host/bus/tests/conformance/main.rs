@@ -483,3 +483,25 @@ async fn a_message_keeps_its_hop_count_through_send_commit_and_relay() {
         assert_eq!(next[0].envelope.hops, 4, "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_commit_fanning_out_to_many_queues_delivers_each_once_in_order_and_rings_their_holders() {
+    for (name, bus) in backends().await {
+        let owner = Address::Guild(70);
+        let members: Vec<Address> = (700..703).map(Address::Player).collect();
+        bus.acquire_lease(&members[0], "host-m", Duration::from_secs(30)).await.unwrap().expect("free");
+        // 150 messages: more than one relay batch, interleaved over three queues.
+        let sends: Vec<Outbound> = (0..150).map(|i| msg(members[i % 3].clone(), "chat", &i.to_string())).collect();
+        let commit = Commit { owner: owner.clone(), writes: vec![], sends, ack: None, fence: None };
+        bus.commit(commit).await.unwrap();
+        for (m, member) in members.iter().enumerate() {
+            let got = bus.read(member, 1000, Duration::from_millis(10)).await.unwrap();
+            let bodies: Vec<String> =
+                got.iter().map(|d| String::from_utf8_lossy(&d.envelope.body).into_owned()).collect();
+            let expected: Vec<String> = (0..150).filter(|i| i % 3 == m).map(|i| i.to_string()).collect();
+            assert_eq!(bodies, expected, "{name}: member {m} gets its messages once, in order");
+        }
+        let rung = bus.doorbell("host-m", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(rung, vec![members[0].clone()], "{name}: the holder of a member's queue is rung");
+    }
+}

@@ -8,6 +8,7 @@ pub mod grouped;
 pub mod lease;
 pub mod live;
 pub mod logic;
+pub mod net;
 pub mod owner;
 pub mod quota;
 pub mod ticket;

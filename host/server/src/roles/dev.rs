@@ -142,7 +142,8 @@ pub async fn start_on(
 
     tracing::info!(%addr, "warren dev serving: WebSocket on ws://{addr}/ws, battles on ws://{addr}/battle");
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let served =
+            axum::serve(crate::mechanics::net::without_delay(listener), app).with_graceful_shutdown(shutdown).await;
         let _ = stop.send(true);
         guilds.await??;
         rooms.await?;

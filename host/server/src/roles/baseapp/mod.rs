@@ -51,7 +51,10 @@ pub async fn run(
     let addr = listener.local_addr()?;
     println!("warren baseapp {} listening on {addr}", host.instance);
     tracing::info!(%addr, "baseapp serving: WebSocket on ws://{addr}/ws");
-    axum::serve(listener, app).with_graceful_shutdown(stop).await.context("server failed")?;
+    axum::serve(crate::mechanics::net::without_delay(listener), app)
+        .with_graceful_shutdown(stop)
+        .await
+        .context("server failed")?;
 
     let _ = players.closing.send(true);
     let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;

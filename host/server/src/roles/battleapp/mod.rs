@@ -442,7 +442,7 @@ pub async fn main(host: Host, config: &HostConfig) -> anyhow::Result<()> {
     let rooms = tokio::spawn(app.clone().run(async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
-    let served = axum::serve(listener, router)
+    let served = axum::serve(crate::mechanics::net::without_delay(listener), router)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
