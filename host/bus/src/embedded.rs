@@ -282,6 +282,9 @@ impl EmbeddedBus {
         };
         let id = delivery.id.clone();
         q.dead.push(DeadLetter { queue: queue.clone(), id, envelope, error: error.to_owned() });
+        if q.dead.len() > crate::MAX_DEAD_LETTERS {
+            q.dead.remove(0);
+        }
         Ok(())
     }
 

@@ -40,6 +40,11 @@ pub use types::{
 /// How many groups guilds are split into unless configured otherwise.
 pub const DEFAULT_GROUPS: u32 = 4096;
 
+/// Dead letters a queue keeps (the newest); older ones are dropped, so a module that keeps
+/// failing cannot grow the message center without bound. Redis trims by whole stream
+/// nodes, so it may keep up to ~100 more.
+pub const MAX_DEAD_LETTERS: usize = 1000;
+
 /// How many bytes the cluster secret ([`Bus::cluster_secret`]) has.
 pub const CLUSTER_SECRET_LEN: usize = 32;
 

@@ -13,6 +13,7 @@ impl RedisBus {
             .key(self.owner_key(queue, "n"))
             .arg(&delivery.id)
             .arg(error)
+            .arg(crate::MAX_DEAD_LETTERS)
             .invoke_async(&mut self.conn.clone())
             .await;
         match result {

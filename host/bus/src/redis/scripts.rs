@@ -97,7 +97,9 @@ end
 return {}
 "#;
 
-/// Moves a pending message to the queue's dead letters, with its error, and acks it.
+/// Moves a pending message to the queue's dead letters, with its error, and acks it. A
+/// queue keeps its last [`crate::MAX_DEAD_LETTERS`] or so (ARGV[3]; trimmed by whole
+/// stream nodes), so a module that keeps failing cannot grow Redis without bound.
 pub(super) const DEAD_LETTER_LUA: &str = r#"
 local q, dead, backlog, id, err = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]
 local p = redis.call('XPENDING', q, 'g', id, id, 1)
@@ -108,7 +110,7 @@ table.insert(fields, 'id')
 table.insert(fields, id)
 table.insert(fields, 'err')
 table.insert(fields, err)
-redis.call('XADD', dead, '*', unpack(fields))
+redis.call('XADD', dead, 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
 redis.call('XACK', q, 'g', id)
 redis.call('DECR', backlog)
 redis.call('XDEL', q, id)

@@ -505,3 +505,28 @@ async fn a_commit_fanning_out_to_many_queues_delivers_each_once_in_order_and_rin
         assert_eq!(rung, vec![members[0].clone()], "{name}: the holder of a member's queue is rung");
     }
 }
+
+#[tokio::test]
+async fn a_queue_keeps_only_its_newest_dead_letters() {
+    for (name, bus) in backends().await {
+        let q = Address::Player(800);
+        let n = warren_bus::MAX_DEAD_LETTERS + 150;
+        for i in 0..n {
+            bus.send(msg(q.clone(), "poison", &i.to_string())).await.unwrap();
+        }
+        let got = bus.read(&q, n, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(got.len(), n, "{name}");
+        for d in &got {
+            bus.dead_letter(&q, d, "trapped").await.unwrap();
+        }
+        let dead = bus.dead_letters(&q).await.unwrap();
+        // Redis trims whole stream nodes: a few more than the cap may stay.
+        assert!(
+            (warren_bus::MAX_DEAD_LETTERS..warren_bus::MAX_DEAD_LETTERS + 150).contains(&dead.len()),
+            "{name}: {} kept",
+            dead.len()
+        );
+        let last = String::from_utf8_lossy(&dead.last().expect("some").envelope.body).into_owned();
+        assert_eq!(last, (n - 1).to_string(), "{name}: the newest is kept");
+    }
+}
