@@ -22,9 +22,8 @@
 use crate::mechanics::deliver::{self, Verdict};
 use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
 use crate::mechanics::lease::Held;
-use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound, to_bus};
-use crate::mechanics::quota::{Heat, SendBudget};
-use std::collections::HashMap;
+use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound};
+use crate::mechanics::quota::{Admission, Heat};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,19 +167,13 @@ pub struct OwnedQueue<W: World> {
     retry_at: Option<Instant>,
     /// The wait after the next failure.
     backoff: Duration,
-    /// The send quotas of the entities served here.
-    budget: SendBudget,
-    /// Backlogs of destination queues as last read, and when, counting this owner's sends
-    /// since: a queue far from its cap is not read again for a moment.
-    backlogs: HashMap<Address, (u64, Instant)>,
+    /// The send quotas of the entities served here, and the backlogs of their destinations.
+    admission: Admission,
     /// A message of this queue is being handled (it leaves the queue with its commit).
     handling: bool,
     /// How long the calls here take lately.
     heat: Heat,
 }
-
-/// How long a backlog read well under the cap is trusted without reading it again.
-const BACKLOG_FRESH: Duration = Duration::from_millis(100);
 
 impl<W: World> OwnedQueue<W> {
     /// Serves `queue`, owned through `held`; its news comes through `bells`.
@@ -205,8 +198,7 @@ impl<W: World> OwnedQueue<W> {
             batch,
             retry_at: None,
             backoff: FIRST_BACKOFF,
-            budget: SendBudget::default(),
-            backlogs: HashMap::new(),
+            admission: Admission::default(),
             handling: false,
             heat: Heat::default(),
         }
@@ -281,81 +273,16 @@ impl<W: World> OwnedQueue<W> {
         // A call whose sends break a quota fails as a refusal would: nothing is committed,
         // and the reason reaches the player.
         match result {
-            Ok(effects) => match self.admit(&target.entity, &effects).await {
+            Ok(effects) => match self
+                .admission
+                .admit(&self.bus, self.logic.sandbox.quotas, &self.queue, self.handling, &target.entity, &effects)
+                .await
+            {
                 None => Ok(effects),
                 Some(reason) => Err(CallError::Rejected(reason)),
             },
             failed => failed,
         }
-    }
-
-    /// Checks what a call sends against the quotas: the sender's rate, and the backlog of
-    /// each destination queue. `Some(reason)` refuses the call. A backlog that cannot be
-    /// read admits the call (the commit meets the same outage and is retried).
-    async fn admit(&mut self, entity: &Address, effects: &Effects) -> Option<String> {
-        let n = effects.sends.len() + effects.pushes.len();
-        if n == 0 {
-            return None;
-        }
-        let quotas = self.logic.sandbox.quotas;
-        let now = Instant::now();
-        if !self.budget.take(&quotas, entity, n, now.into_std()) {
-            return Some(format!(
-                "sending too fast: at most {} messages a second (bursts of {})",
-                quotas.sends_per_s, quotas.sends_burst
-            ));
-        }
-        // Messages per destination queue (a guild's queue is its group's).
-        let mut per_queue: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
-        let tos =
-            effects.sends.iter().map(|s| to_bus(&s.to)).chain(effects.pushes.iter().map(|(p, _)| Address::Player(*p)));
-        for to in tos {
-            *per_queue.entry(self.bus.queue_of(&to)).or_default() += 1;
-        }
-        let stale: Vec<Address> = per_queue
-            .keys()
-            .filter(|queue| match self.backlogs.get(*queue) {
-                Some((waiting, at)) => {
-                    now.duration_since(*at) > BACKLOG_FRESH || *waiting * 2 >= quotas.queue_cap(queue)
-                }
-                None => true,
-            })
-            .cloned()
-            .collect();
-        if !stale.is_empty() {
-            match self.bus.backlogs(&stale).await {
-                Ok(read) => {
-                    if self.backlogs.len() > 256 {
-                        self.backlogs.clear();
-                    }
-                    for (queue, waiting) in stale.into_iter().zip(read) {
-                        self.backlogs.insert(queue, (waiting, now));
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "queue backlogs not read; the call is admitted");
-                    return None;
-                }
-            }
-        }
-        for (queue, n) in &per_queue {
-            let cap = quotas.queue_cap(queue);
-            let Some((waiting, _)) = self.backlogs.get(queue) else { continue };
-            // The message being handled leaves this queue with the commit.
-            let leaving = u64::from(self.handling && queue == &self.queue);
-            if waiting.saturating_sub(leaving) + n > cap {
-                return Some(format!(
-                    "{} has {waiting} messages waiting, the most its queue takes: try again later",
-                    describe(queue)
-                ));
-            }
-        }
-        for (queue, n) in per_queue {
-            if let Some((waiting, _)) = self.backlogs.get_mut(&queue) {
-                *waiting += n;
-            }
-        }
-        None
     }
 
     /// The keys of the entity under `prefix`, without the prefix.
@@ -702,17 +629,5 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                 return Ended::Stopped;
             },
         }
-    }
-}
-
-/// How a reason names a destination.
-fn describe(to: &Address) -> String {
-    match to {
-        Address::Player(id) => format!("player {id}"),
-        Address::Guild(id) => format!("guild {id}"),
-        Address::GuildGroup(g) => format!("guild group {g}"),
-        Address::Team(id) => format!("team {id}"),
-        Address::Battle(id) => format!("battle room {id}"),
-        Address::MatchQueue(name) => format!("match queue `{name}`"),
     }
 }

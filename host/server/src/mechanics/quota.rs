@@ -2,11 +2,13 @@
 //! an entity may send, how full a queue it may send to, how long a chain of messages
 //! causing one another may grow. docs/limits.md lists them with their defaults.
 
+use crate::mechanics::logic::to_bus;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Semaphore;
-use warren_bus::Address;
+use tokio::time::Instant;
+use warren_bus::{Address, Bus};
+use warren_runtime::Effects;
 
 /// What every role of a process shares to keep modules in bounds: the quotas, and the
 /// bound on handler calls running at once (a flood of slow calls queues for it rather than
@@ -131,6 +133,108 @@ impl SendBudget {
         }
         *bucket = (tokens - n, now);
         true
+    }
+}
+
+/// What a call's sends are checked against before commit: the sender's rate, and the
+/// backlog of each destination queue, read from the bus and trusted for a moment while
+/// far from its cap (this owner's own sends counted meanwhile).
+#[derive(Debug, Default)]
+pub struct Admission {
+    budget: SendBudget,
+    backlogs: HashMap<Address, (u64, Instant)>,
+}
+
+/// How long a backlog read well under the cap is trusted without reading it again.
+const BACKLOG_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Admission {
+    /// Checks what a call sends against the quotas: the sender's rate, and the backlog of
+    /// each destination queue. `Some(reason)` refuses the call. A backlog that cannot be
+    /// read admits the call (the commit meets the same outage and is retried).
+    pub async fn admit(
+        &mut self,
+        bus: &Bus,
+        quotas: Quotas,
+        own_queue: &Address,
+        handling: bool,
+        entity: &Address,
+        effects: &Effects,
+    ) -> Option<String> {
+        let n = effects.sends.len() + effects.pushes.len();
+        if n == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        if !self.budget.take(&quotas, entity, n, now) {
+            return Some(format!(
+                "sending too fast: at most {} messages a second (bursts of {})",
+                quotas.sends_per_s, quotas.sends_burst
+            ));
+        }
+        // Messages per destination queue (a guild's queue is its group's).
+        let mut per_queue: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
+        let tos =
+            effects.sends.iter().map(|s| to_bus(&s.to)).chain(effects.pushes.iter().map(|(p, _)| Address::Player(*p)));
+        for to in tos {
+            *per_queue.entry(bus.queue_of(&to)).or_default() += 1;
+        }
+        let stale: Vec<Address> = per_queue
+            .keys()
+            .filter(|queue| match self.backlogs.get(*queue) {
+                Some((waiting, at)) => {
+                    now.duration_since(*at) > BACKLOG_FRESH || *waiting * 2 >= quotas.queue_cap(queue)
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            match bus.backlogs(&stale).await {
+                Ok(read) => {
+                    if self.backlogs.len() > 256 {
+                        self.backlogs.clear();
+                    }
+                    for (queue, waiting) in stale.into_iter().zip(read) {
+                        self.backlogs.insert(queue, (waiting, now));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue backlogs not read; the call is admitted");
+                    return None;
+                }
+            }
+        }
+        for (queue, n) in &per_queue {
+            let cap = quotas.queue_cap(queue);
+            let Some((waiting, _)) = self.backlogs.get(queue) else { continue };
+            // The message being handled leaves this queue with the commit.
+            let leaving = u64::from(handling && queue == own_queue);
+            if waiting.saturating_sub(leaving) + n > cap {
+                return Some(format!(
+                    "{} has {waiting} messages waiting, the most its queue takes: try again later",
+                    describe(queue)
+                ));
+            }
+        }
+        for (queue, n) in per_queue {
+            if let Some((waiting, _)) = self.backlogs.get_mut(&queue) {
+                *waiting += n;
+            }
+        }
+        None
+    }
+}
+
+/// How a reason names a destination.
+fn describe(to: &Address) -> String {
+    match to {
+        Address::Player(id) => format!("player {id}"),
+        Address::Guild(id) => format!("guild {id}"),
+        Address::GuildGroup(g) => format!("guild group {g}"),
+        Address::Team(id) => format!("team {id}"),
+        Address::Battle(id) => format!("battle room {id}"),
+        Address::MatchQueue(name) => format!("match queue `{name}`"),
     }
 }
 
