@@ -3,7 +3,7 @@
 
 use crate::types::{
     Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
-    Outbound,
+    Outbound, Push, PushLog, Receipt, Request,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -63,6 +63,70 @@ struct Center {
     bells: HashMap<String, Bell>,
     /// How many groups guilds are split into.
     groups: u32,
+    /// Per owner: its push log.
+    pushes: HashMap<Address, PushBook>,
+    /// Per owner: the requests it remembers.
+    requests: HashMap<Address, Requests>,
+}
+
+/// An owner's push log.
+#[derive(Default)]
+struct PushBook {
+    /// Logged, not yet acknowledged, oldest first.
+    log: VecDeque<Push>,
+    /// The newest sequence number logged.
+    last: u64,
+    /// The highest acknowledged.
+    acked: u64,
+}
+
+impl PushBook {
+    fn append(&mut self, frame: Vec<u8>) -> Push {
+        self.last += 1;
+        let push = Push { seq: self.last, frame };
+        self.log.push_back(push.clone());
+        while self.log.len() > crate::MAX_UNACKED_PUSHES {
+            self.log.pop_front();
+        }
+        push
+    }
+}
+
+/// What became of a request.
+enum Decided {
+    /// Applied, with its outcome.
+    Applied(Vec<u8>),
+    /// Not applied; these attempts never will be.
+    Void(Vec<u64>),
+}
+
+/// An owner's requests, the newest [`crate::MAX_REQUESTS`].
+#[derive(Default)]
+struct Requests {
+    by_key: HashMap<String, Decided>,
+    order: VecDeque<String>,
+}
+
+impl Requests {
+    fn record(&mut self, key: &str, decided: Decided) {
+        if self.by_key.insert(key.to_owned(), decided).is_none() {
+            self.order.push_back(key.to_owned());
+        }
+        while self.order.len() > crate::MAX_REQUESTS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_key.remove(&old);
+            }
+        }
+    }
+
+    /// Whether a commit of `request` may go ahead; `Some(applied)` when it was decided.
+    fn decided(&self, request: &Request) -> Option<bool> {
+        match self.by_key.get(&request.key)? {
+            Decided::Applied(_) => Some(true),
+            Decided::Void(attempts) if attempts.contains(&request.attempt) => Some(false),
+            Decided::Void(_) => None,
+        }
+    }
 }
 
 /// A member of a role: until when it is alive, and its latest report.
@@ -162,6 +226,15 @@ impl Center {
         id_of(seq)
     }
 
+    /// Refuses a commit fenced by `token` unless it is the live lease's on `owner`.
+    fn fenced(&self, owner: &Address, token: u64) -> Result<(), BusError> {
+        let current = self.leases.get(owner).filter(|l| l.2 > std::time::Instant::now()).map(|l| l.1);
+        if current != Some(token) {
+            return Err(BusError::StaleOwner { owner: owner.tag(), token });
+        }
+        Ok(())
+    }
+
     fn append(&mut self, address: Address, seq: Seq, envelope: Envelope) {
         let holder = self.leases.get(&address).filter(|l| l.2 > std::time::Instant::now()).map(|l| l.0.clone());
         if let Some(holder) = holder {
@@ -242,13 +315,15 @@ impl EmbeddedBus {
             .collect()
     }
 
-    pub(crate) fn commit(&self, commit: Commit) -> Result<(), BusError> {
+    pub(crate) fn commit(&self, commit: Commit) -> Result<Receipt, BusError> {
         let mut center = self.lock();
         if let Some(token) = commit.fence {
-            let current = center.leases.get(&commit.owner).filter(|l| l.2 > std::time::Instant::now()).map(|l| l.1);
-            if current != Some(token) {
-                return Err(BusError::StaleOwner { owner: commit.owner.tag(), token });
-            }
+            center.fenced(&commit.owner, token)?;
+        }
+        if let Some(request) = &commit.request
+            && let Some(applied) = center.requests.get(&commit.owner).and_then(|r| r.decided(request))
+        {
+            return Err(BusError::RequestDecided { owner: commit.owner.tag(), key: request.key.clone(), applied });
         }
         if let Some(id) = &commit.ack {
             let pending = center.queues.get(&commit.owner).is_some_and(|q| q.pending.contains_key(&key_of(id)));
@@ -271,7 +346,96 @@ impl EmbeddedBus {
         {
             q.pending.remove(&key_of(&id));
         }
-        Ok(())
+        let mut receipt = Receipt::default();
+        if !commit.pushes.is_empty() {
+            let book = center.pushes.entry(commit.owner.clone()).or_default();
+            for frame in commit.pushes {
+                receipt.last_push = book.append(frame).seq;
+            }
+        }
+        if let Some(request) = commit.request {
+            let requests = center.requests.entry(commit.owner.clone()).or_default();
+            requests.record(&request.key, Decided::Applied(request.outcome));
+        }
+        Ok(receipt)
+    }
+
+    pub(crate) fn take_pushes(&self, owner: &Address, fence: u64, ids: &[MessageId]) -> Result<Vec<Push>, BusError> {
+        let mut center = self.lock();
+        center.fenced(owner, fence)?;
+        let mut frames = Vec::with_capacity(ids.len());
+        if let Some(q) = center.queues.get_mut(owner) {
+            for id in ids {
+                if let Some((envelope, _)) = q.pending.remove(&key_of(id)) {
+                    frames.push(envelope.body);
+                }
+            }
+        }
+        let book = center.pushes.entry(owner.clone()).or_default();
+        Ok(frames.into_iter().map(|f| book.append(f)).collect())
+    }
+
+    pub(crate) fn pushes(&self, owner: &Address, after: u64) -> PushLog {
+        let center = self.lock();
+        let Some(book) = center.pushes.get(owner) else { return PushLog::default() };
+        let pushes = book.log.iter().filter(|p| p.seq > after).cloned().collect();
+        PushLog { pushes, last: book.last, acked: book.acked }
+    }
+
+    pub(crate) fn trim_pushes(&self, owner: &Address, upto: u64) {
+        let mut center = self.lock();
+        let book = center.pushes.entry(owner.clone()).or_default();
+        let upto = upto.min(book.last);
+        book.acked = book.acked.max(upto);
+        while book.log.front().is_some_and(|p| p.seq <= upto) {
+            book.log.pop_front();
+        }
+    }
+
+    pub(crate) fn requests(&self, owner: &Address) -> Vec<String> {
+        let center = self.lock();
+        let Some(r) = center.requests.get(owner) else { return Vec::new() };
+        r.order.iter().filter(|k| matches!(r.by_key.get(*k), Some(Decided::Applied(_)))).cloned().collect()
+    }
+
+    pub(crate) fn request_outcome(&self, owner: &Address, key: &str) -> Option<Vec<u8>> {
+        match self.lock().requests.get(owner)?.by_key.get(key)? {
+            Decided::Applied(outcome) => Some(outcome.clone()),
+            Decided::Void(_) => None,
+        }
+    }
+
+    pub(crate) fn resolve(&self, owner: &Address, key: &str, attempt: u64) -> Option<Vec<u8>> {
+        let mut center = self.lock();
+        let requests = center.requests.entry(owner.clone()).or_default();
+        let mut voided = match requests.by_key.get(key) {
+            Some(Decided::Applied(outcome)) => return Some(outcome.clone()),
+            Some(Decided::Void(attempts)) => attempts.clone(),
+            None => Vec::new(),
+        };
+        voided.push(attempt);
+        requests.record(key, Decided::Void(voided));
+        None
+    }
+
+    pub(crate) fn take_over_lease(
+        &self,
+        owner: &Address,
+        holder: &str,
+        ttl: Duration,
+        from: &(String, u64),
+    ) -> Option<Lease> {
+        let mut center = self.lock();
+        let now = std::time::Instant::now();
+        let current = center.leases.get(owner).filter(|l| l.2 > now).map(|l| (l.0.clone(), l.1));
+        if current.as_ref() != Some(from) {
+            return None;
+        }
+        let fence = center.fences.entry(owner.clone()).or_default();
+        *fence += 1;
+        let token = *fence;
+        center.leases.insert(owner.clone(), (holder.to_owned(), token, now + ttl));
+        Some(Lease { owner: owner.clone(), holder: holder.to_owned(), token })
     }
 
     pub(crate) fn dead_letter(&self, queue: &Address, delivery: &Delivery, error: &str) -> Result<(), BusError> {

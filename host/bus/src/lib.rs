@@ -34,7 +34,7 @@ pub use embedded::{EmbeddedBus, Op};
 pub use redis::{RedisBus, RedisOptions};
 pub use types::{
     Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
-    Outbound, StateWrite,
+    Outbound, Push, PushLog, Receipt, Request, StateWrite,
 };
 
 /// How many groups guilds are split into unless configured otherwise.
@@ -44,6 +44,15 @@ pub const DEFAULT_GROUPS: u32 = 4096;
 /// failing cannot grow the message center without bound. Redis trims by whole stream
 /// nodes, so it may keep up to ~100 more.
 pub const MAX_DEAD_LETTERS: usize = 1000;
+
+/// How many pushes an owner's push log keeps unacknowledged (the newest): a client that
+/// never acknowledges cannot grow the message center without bound. A client that comes
+/// back after more than that many is told how many it missed.
+pub const MAX_UNACKED_PUSHES: usize = 1000;
+
+/// How many requests an owner remembers the outcome of (the newest): a retry of one of them
+/// is answered with its outcome, and applied once.
+pub const MAX_REQUESTS: usize = 128;
 
 /// How many bytes the cluster secret ([`Bus::cluster_secret`]) has.
 pub const CLUSTER_SECRET_LEN: usize = 32;
@@ -214,11 +223,77 @@ impl Bus {
         }
     }
 
-    /// Stores a handler's effects and acknowledges its message, atomically.
-    pub async fn commit(&self, commit: Commit) -> Result<(), BusError> {
+    /// Stores a handler's effects and acknowledges its message, atomically: state writes,
+    /// messages, the frames for the owner's push log, the request's record. A failure other
+    /// than a refusal ([`BusError::StaleOwner`], [`BusError::NotPending`],
+    /// [`BusError::RequestDecided`]) leaves the outcome unknown: the commit may have been
+    /// applied. Resolve a request's commit with [`Bus::resolve`]; a message's shows when
+    /// it is committed again ([`BusError::NotPending`]).
+    pub async fn commit(&self, commit: Commit) -> Result<Receipt, BusError> {
         match self {
             Bus::Embedded(b) => b.check(Op::Commit).and_then(|()| b.commit(commit)),
             Bus::Redis(b) => b.commit(commit).await,
+        }
+    }
+
+    /// Moves the host messages `ids` of `owner`'s queue — frames for the client — into the
+    /// owner's push log, in one atomic step fenced by `fence`: each is acknowledged and
+    /// logged with the next sequence number, unless it is no longer pending or is a relayed
+    /// copy of one logged before (then it is only acknowledged). Returns what was logged,
+    /// in order: a frame is logged once, so a client shown each push once is shown each
+    /// frame once.
+    pub async fn take_pushes(&self, owner: &Address, fence: u64, ids: &[MessageId]) -> Result<Vec<Push>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.check(Op::Commit).and_then(|()| b.take_pushes(owner, fence, ids)),
+            Bus::Redis(b) => b.take_pushes(owner, fence, ids).await,
+        }
+    }
+
+    /// The pushes of `owner`'s log after sequence number `after` (those not yet trimmed),
+    /// with the newest number logged and the highest acknowledged.
+    pub async fn pushes(&self, owner: &Address, after: u64) -> Result<PushLog, BusError> {
+        match self {
+            Bus::Embedded(b) => b.check(Op::LoadState).map(|()| b.pushes(owner, after)),
+            Bus::Redis(b) => b.pushes(owner, after).await,
+        }
+    }
+
+    /// The client acknowledged every push of `owner` up to `upto`: they leave the log.
+    /// Idempotent; an older acknowledgement than one already taken changes nothing.
+    pub async fn trim_pushes(&self, owner: &Address, upto: u64) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.trim_pushes(owner, upto);
+                Ok(())
+            }
+            Bus::Redis(b) => b.trim_pushes(owner, upto).await,
+        }
+    }
+
+    /// The keys of `owner`'s requests recorded as applied (the newest [`MAX_REQUESTS`]).
+    pub async fn requests(&self, owner: &Address) -> Result<Vec<String>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.check(Op::LoadState).map(|()| b.requests(owner)),
+            Bus::Redis(b) => b.requests(owner).await,
+        }
+    }
+
+    /// The outcome recorded with request `key` of `owner`, if it was applied.
+    pub async fn request_outcome(&self, owner: &Address, key: &str) -> Result<Option<Vec<u8>>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.check(Op::LoadState).map(|()| b.request_outcome(owner, key)),
+            Bus::Redis(b) => b.request_outcome(owner, key).await,
+        }
+    }
+
+    /// Finds out what became of the commit of request `key`, attempt `attempt`, whose
+    /// answer was lost: `Some(outcome)` if the request was applied (by that attempt or
+    /// another); `None` if it was not — and then that attempt is void: if it is still on
+    /// its way, it will be refused ([`BusError::RequestDecided`]), so `None` is final.
+    pub async fn resolve(&self, owner: &Address, key: &str, attempt: u64) -> Result<Option<Vec<u8>>, BusError> {
+        match self {
+            Bus::Embedded(b) => b.check(Op::Commit).map(|()| b.resolve(owner, key, attempt)),
+            Bus::Redis(b) => b.resolve(owner, key, attempt).await,
         }
     }
 
@@ -245,6 +320,24 @@ impl Bus {
         match self {
             Bus::Embedded(b) => Ok(b.acquire_lease(owner, holder, ttl)),
             Bus::Redis(b) => b.acquire_lease(owner, holder, ttl).await,
+        }
+    }
+
+    /// Takes the lease on `owner` from `from` (a holder and its token, as
+    /// [`Bus::lease_holder`] named them) for `holder`, with a new fencing token — if the
+    /// lease is still exactly that one. For taking over from a host that is known dead
+    /// (its membership lapsed) before its lease expires; the dead host's late commits are
+    /// refused by the new token.
+    pub async fn take_over_lease(
+        &self,
+        owner: &Address,
+        holder: &str,
+        ttl: Duration,
+        from: &(String, u64),
+    ) -> Result<Option<Lease>, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(b.take_over_lease(owner, holder, ttl, from)),
+            Bus::Redis(b) => b.take_over_lease(owner, holder, ttl, from).await,
         }
     }
 

@@ -124,13 +124,75 @@ pub struct Commit {
     /// The committer's lease token on the owner, if it holds one: the commit is refused
     /// ([`BusError::StaleOwner`]) unless that lease is still the owner's current one.
     pub fence: Option<u64>,
+    /// Frames for the owner's client, appended to the owner's push log ([`Push`]) with the
+    /// next sequence numbers: a player's screen gets each once, whatever happens to the
+    /// socket (see [`crate::Bus::pushes`]).
+    pub pushes: Vec<Vec<u8>>,
+    /// The request this commit answers, recorded with it so that its outcome is known
+    /// later: a retry of the request finds it applied, and a commit whose reply was lost
+    /// is resolved by [`crate::Bus::resolve`], never guessed.
+    pub request: Option<Request>,
 }
 
 impl Commit {
+    /// A commit of `owner` that writes, sends and acknowledges nothing (fill in what it does).
+    pub fn of(owner: Address) -> Commit {
+        Commit {
+            owner,
+            writes: Vec::new(),
+            sends: Vec::new(),
+            ack: None,
+            fence: None,
+            pushes: Vec::new(),
+            request: None,
+        }
+    }
+
     /// A commit that only acknowledges message `id` of `owner`'s queue.
     pub fn ack_only(owner: Address, id: MessageId) -> Commit {
-        Commit { owner, writes: Vec::new(), sends: Vec::new(), ack: Some(id), fence: None }
+        Commit { ack: Some(id), ..Commit::of(owner) }
     }
+}
+
+/// A request (a client's frame) a commit answers: its key, unique per owner within the
+/// owner's window of requests ([`crate::MAX_REQUESTS`]), this attempt's number, and the
+/// outcome to answer a retry with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The idempotency key (the client's, or one the host made up for a frame without).
+    pub key: String,
+    /// This attempt: an attempt [`crate::Bus::resolve`] declared void never commits.
+    pub attempt: u64,
+    /// What a retry of the request is answered with (the replies, encoded by the caller).
+    pub outcome: Vec<u8>,
+}
+
+/// A frame in an owner's push log, with its sequence number (1, 2, 3, ... per owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    /// Its sequence number: one more than the push before it.
+    pub seq: u64,
+    /// The frame.
+    pub frame: Vec<u8>,
+}
+
+/// What an owner's push log holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushLog {
+    /// The pushes asked for, oldest first.
+    pub pushes: Vec<Push>,
+    /// The sequence number of the newest push ever logged (0: none yet).
+    pub last: u64,
+    /// The highest sequence number the client acknowledged ([`crate::Bus::trim_pushes`]).
+    pub acked: u64,
+}
+
+/// What a commit did beyond what it was asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// The sequence number of the last of the commit's [`Commit::pushes`] (they are
+    /// numbered consecutively up to it); 0 when it had none.
+    pub last_push: u64,
 }
 
 /// A lease on an owner (a player, a guild group): who holds it, and the fencing token that
@@ -191,6 +253,18 @@ pub enum BusError {
     /// No module is stored under that digest.
     #[error("no module stored with digest {0}")]
     ModuleNotFound(String),
+    /// The commit answers a request that was decided before: applied already (`applied`;
+    /// its outcome is [`crate::Bus::request_outcome`]), or this attempt was declared void
+    /// by [`crate::Bus::resolve`]. Nothing was applied.
+    #[error("request {key} of {owner} was decided before (applied: {applied})")]
+    RequestDecided {
+        /// The owner.
+        owner: String,
+        /// The request's key.
+        key: String,
+        /// Whether it was applied (else this attempt was void).
+        applied: bool,
+    },
     /// The commit acknowledges a message that is not pending (already acknowledged:
     /// applying it again would apply it twice).
     #[error("message {id} of {queue} is not pending: its effects were already committed")]

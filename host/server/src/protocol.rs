@@ -6,15 +6,20 @@ use serde_json::{Value, json};
 
 /// Longest account name.
 const MAX_NAME: usize = 32;
+/// Longest idempotency key.
+pub const MAX_KEY: usize = 64;
 
 /// What a client frame is, as far as the host cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// `{"type":"login","name":"ann"}`.
+    /// `{"type":"login","name":"ann","ack":12}`: `ack`, the last push the client showed
+    /// (0 or absent: none), is where the session resumes.
     Login {
         /// The account name.
         name: String,
     },
+    /// `{"type":"ack","seq":12}`: the client showed every push up to 12.
+    Ack,
     /// `{"type":"battle.start"}`: a practice battle.
     BattleStart,
     /// `{"type":"battle.input", ...}`: for the player's room.
@@ -23,11 +28,37 @@ pub enum ClientFrame {
     Game,
 }
 
-/// Reads a frame's `type`, with a reason a client can act on when it is malformed.
-pub fn parse(frame: &[u8]) -> Result<ClientFrame, String> {
+/// The host's fields of any client frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `"ack": 12` (or `seq` of an `ack` frame): the client showed every push up to 12.
+    pub ack: Option<u64>,
+    /// `"key": "..."`: the frame's idempotency key; a frame sent again with the same key
+    /// is applied once and answered with the first answer.
+    pub key: Option<String>,
+}
+
+/// Reads a frame's `type` and the host's fields, with a reason a client can act on when
+/// it is malformed.
+pub fn parse(frame: &[u8]) -> Result<(ClientFrame, Meta), String> {
     let value: Value = serde_json::from_slice(frame).map_err(|e| format!("frames are JSON objects: {e}"))?;
     let kind = value.get("type").and_then(Value::as_str).ok_or("a frame needs a \"type\" field with a string")?;
-    Ok(match kind {
+    let number = |field: &str| match value.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(format!("\"{field}\" is a push's sequence number: 0 or more")),
+    };
+    let mut meta = Meta { ack: number("ack")?, key: None };
+    if kind == "ack" {
+        meta.ack = Some(number("seq")?.ok_or("an ack needs \"seq\": the last push shown")?);
+    }
+    match value.get("key") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(k)) if (1..=MAX_KEY).contains(&k.len()) && k.chars().all(|c| c.is_ascii_graphic()) => {
+            meta.key = Some(k.clone());
+        }
+        Some(_) => return Err(format!("\"key\" is 1 to {MAX_KEY} printable ASCII characters")),
+    }
+    let frame = match kind {
         "login" => {
             let name = value.get("name").and_then(Value::as_str).ok_or("login needs a \"name\"")?;
             let name = name.trim();
@@ -39,10 +70,39 @@ pub fn parse(frame: &[u8]) -> Result<ClientFrame, String> {
             }
             ClientFrame::Login { name: name.to_owned() }
         }
+        "ack" => ClientFrame::Ack,
         "battle.start" => ClientFrame::BattleStart,
         "battle.input" => ClientFrame::BattleInput,
         _ => ClientFrame::Game,
-    })
+    };
+    Ok((frame, meta))
+}
+
+/// A push as the client gets it: the frame with the host's `seq` first
+/// (`{"seq":7,"type":"whisper",...}`). A frame that is not a JSON object is carried as a
+/// string in a `push` frame, so that it still has its number.
+pub fn numbered(seq: u64, frame: &[u8]) -> String {
+    let text = String::from_utf8_lossy(frame);
+    let body = text.trim_start();
+    match body.strip_prefix('{') {
+        Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"seq\":{seq}{rest}"),
+        Some(rest) => format!("{{\"seq\":{seq},{rest}"),
+        None => json!({"seq": seq, "type": "push", "frame": text}).to_string(),
+    }
+}
+
+/// `{"type":"done","key":...}`: every answer to the frame with this key was sent.
+pub fn done(key: &str) -> String {
+    json!({"type": "done", "key": key}).to_string()
+}
+
+/// `{"type":"unknown","key":...,"reason":...}`: whether the frame was applied could not be
+/// found out; send it again with the same key (it is applied at most once).
+pub fn unknown(key: Option<&str>, reason: &str) -> String {
+    match key {
+        Some(key) => json!({"type": "unknown", "key": key, "reason": reason}).to_string(),
+        None => json!({"type": "unknown", "reason": reason}).to_string(),
+    }
 }
 
 /// `{"type":"error","reason":...}`.
@@ -50,9 +110,12 @@ pub fn error(reason: &str) -> String {
     json!({"type": "error", "reason": reason}).to_string()
 }
 
-/// `{"type":"welcome","player":...,"name":...}`.
-pub fn welcome(player: u64, name: &str) -> String {
-    json!({"type": "welcome", "player": player, "name": name}).to_string()
+/// `{"type":"welcome","player":...,"name":...,"last_push":...,"acked":...,"missed":...}`:
+/// the player, the newest push logged, the last one acknowledged (by this client or
+/// another), and how many unacknowledged pushes were dropped from a full log.
+pub fn welcome(player: u64, name: &str, last_push: u64, acked: u64, missed: u64) -> String {
+    json!({"type": "welcome", "player": player, "name": name, "last_push": last_push, "acked": acked, "missed": missed})
+        .to_string()
 }
 
 /// `{"type":"battle.started","room":...,"url":...,"ticket":...}`: where to join the battle.
@@ -69,20 +132,48 @@ pub fn practice_setup(player: u64) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn kind(frame: &[u8]) -> Result<ClientFrame, String> {
+        parse(frame).map(|(f, _)| f)
+    }
+
     #[test]
     fn frames_are_routed_by_type() {
-        assert_eq!(parse(br#"{"type":"login","name":" ann "}"#), Ok(ClientFrame::Login { name: "ann".into() }));
-        assert_eq!(parse(br#"{"type":"battle.start"}"#), Ok(ClientFrame::BattleStart));
-        assert_eq!(parse(br#"{"type":"battle.input","action":"attack"}"#), Ok(ClientFrame::BattleInput));
-        assert_eq!(parse(br#"{"type":"bag"}"#), Ok(ClientFrame::Game));
+        assert_eq!(kind(br#"{"type":"login","name":" ann "}"#), Ok(ClientFrame::Login { name: "ann".into() }));
+        assert_eq!(kind(br#"{"type":"battle.start"}"#), Ok(ClientFrame::BattleStart));
+        assert_eq!(kind(br#"{"type":"battle.input","action":"attack"}"#), Ok(ClientFrame::BattleInput));
+        assert_eq!(kind(br#"{"type":"bag"}"#), Ok(ClientFrame::Game));
+        assert_eq!(kind(br#"{"type":"ack","seq":3}"#), Ok(ClientFrame::Ack));
+    }
+
+    #[test]
+    fn acks_and_keys_are_the_hosts() {
+        let meta = |f: &[u8]| parse(f).map(|(_, m)| m);
+        assert_eq!(meta(br#"{"type":"ack","seq":3}"#), Ok(Meta { ack: Some(3), key: None }));
+        assert_eq!(
+            meta(br#"{"type":"shop.buy","ack":9,"key":"b-1"}"#),
+            Ok(Meta { ack: Some(9), key: Some("b-1".into()) })
+        );
+        assert!(meta(br#"{"type":"ack"}"#).unwrap_err().contains("seq"));
+        assert!(meta(br#"{"type":"bag","ack":-1}"#).unwrap_err().contains("ack"));
+        assert!(meta(br#"{"type":"bag","key":""}"#).unwrap_err().contains("key"));
+        assert!(meta(br#"{"type":"bag","key":"a b"}"#).unwrap_err().contains("key"));
+        assert!(meta(&format!(r#"{{"type":"bag","key":"{}"}}"#, "k".repeat(65)).into_bytes()).is_err());
+    }
+
+    #[test]
+    fn pushes_carry_their_number_first() {
+        assert_eq!(numbered(7, br#"{"type":"whisper","text":"hi"}"#), r#"{"seq":7,"type":"whisper","text":"hi"}"#);
+        assert_eq!(numbered(8, b"{ }"), r#"{"seq":8}"#);
+        let odd: Value = serde_json::from_str(&numbered(9, b"oops")).unwrap();
+        assert_eq!(odd, json!({"seq": 9, "type": "push", "frame": "oops"}));
     }
 
     #[test]
     fn malformed_frames_get_a_reason() {
-        assert!(parse(b"hello").unwrap_err().contains("JSON"));
-        assert!(parse(br#"{"kind":"bag"}"#).unwrap_err().contains("type"));
-        assert!(parse(br#"{"type":"login"}"#).unwrap_err().contains("name"));
-        assert!(parse(br#"{"type":"login","name":"a b"}"#).unwrap_err().contains("letters"));
-        assert!(parse(br#"{"type":"login","name":""}"#).is_err());
+        assert!(kind(b"hello").unwrap_err().contains("JSON"));
+        assert!(kind(br#"{"kind":"bag"}"#).unwrap_err().contains("type"));
+        assert!(kind(br#"{"type":"login"}"#).unwrap_err().contains("name"));
+        assert!(kind(br#"{"type":"login","name":"a b"}"#).unwrap_err().contains("letters"));
+        assert!(kind(br#"{"type":"login","name":""}"#).is_err());
     }
 }

@@ -103,7 +103,10 @@ fn no_delay() -> redis::io::tcp::TcpSettings {
     redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
-pub(super) async fn open(url: &str) -> Result<(Conn, Deployment, Vec<redis::Client>), BusError> {
+pub(super) async fn open(
+    url: &str,
+    options: &RedisOptions,
+) -> Result<(Conn, Deployment, Vec<redis::Client>), BusError> {
     let urls: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
     if urls.is_empty() {
         return Err(BusError::Unavailable("no Redis URL given".into()));
@@ -138,7 +141,11 @@ pub(super) async fn open(url: &str) -> Result<(Conn, Deployment, Vec<redis::Clie
             )));
         }
         let client = clients.swap_remove(0);
-        let conn = ConnectionManager::new(client.clone())
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(options.response_timeout)
+            .set_number_of_retries(options.reconnect_retries)
+            .set_connection_timeout(Some(options.connect_timeout));
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot connect to Redis at {answered}: {e}")))?;
         return Ok((Conn::Single(conn), Deployment::Single(client.clone()), vec![client]));
@@ -157,7 +164,8 @@ pub(super) async fn open(url: &str) -> Result<(Conn, Deployment, Vec<redis::Clie
         |e: redis::RedisError| BusError::Unavailable(format!("cannot use the Redis Cluster at {url}: {e}"));
     let shared = ClusterClient::builder(seeds.clone())
         .tcp_settings(no_delay())
-        .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
+        .response_timeout(options.response_timeout.unwrap_or(CLUSTER_OVERALL_TIMEOUT))
+        .connection_timeout(options.connect_timeout)
         .overall_response_timeout(Some(CLUSTER_OVERALL_TIMEOUT))
         .build()
         .map_err(cluster_error)?;

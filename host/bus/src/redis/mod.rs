@@ -23,7 +23,7 @@
 
 use crate::types::{
     Address, BusError, Commit, DeadLetter, Delivery, EntityState, Envelope, Lease, MessageId, ModuleAnnouncement,
-    Outbound,
+    Outbound, Push, PushLog, Receipt,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -39,6 +39,7 @@ use tokio::sync::broadcast;
 
 mod conn;
 mod membership;
+mod pushes;
 mod queues;
 mod records;
 mod scripts;
@@ -67,8 +68,6 @@ const SECRET_KEY: &str = "{cluster}:secret";
 /// How long a blocking read may outlast its own wait before the connection is deemed
 /// lost (the server answers a blocking read when its wait ends).
 const BLOCKING_GRACE: Duration = Duration::from_secs(5);
-/// How long one command on a cluster may wait for a node's reply.
-const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one command on a cluster may take in all, with the retries and redirections
 /// of a cluster that is moving slots or electing a master.
 const CLUSTER_OVERALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -86,13 +85,35 @@ pub struct RedisOptions {
     /// outside the hash tag, so every key keeps its slot and every script its one slot.
     /// It must not be empty nor contain braces or whitespace. `None`: keys as they are.
     pub namespace: Option<String>,
+    /// How long one command may wait for its reply before it fails (`None`: forever). A
+    /// command that timed out may still be applied: callers never take a timeout for a
+    /// refusal (a commit's outcome is found out, see [`crate::Bus::resolve`]).
+    pub response_timeout: Option<Duration>,
+    /// How many times a lost connection is opened again, with backoff, before a command
+    /// fails (each later command tries again).
+    pub reconnect_retries: usize,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
 }
 
 impl Default for RedisOptions {
     fn default() -> RedisOptions {
-        RedisOptions { groups: crate::DEFAULT_GROUPS, namespace: None }
+        RedisOptions {
+            groups: crate::DEFAULT_GROUPS,
+            namespace: None,
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            reconnect_retries: DEFAULT_RECONNECT_RETRIES,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
     }
 }
+
+/// How long a command waits for its reply unless configured ([`RedisOptions`]).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many times a lost connection is opened again unless configured.
+pub const DEFAULT_RECONNECT_RETRIES: usize = 6;
+/// How long opening a connection may take unless configured.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The message center on one Redis server or on a Redis Cluster.
 pub struct RedisBus {
@@ -128,6 +149,12 @@ pub struct RedisBus {
     replay: Script,
     heartbeat: Script,
     reports: Script,
+    take_pushes: Script,
+    pushes: Script,
+    trim_pushes: Script,
+    resolve: Script,
+    requests: Script,
+    take_over: Script,
     /// Module announcements, fed from the Redis channel.
     announcements: broadcast::Sender<ModuleAnnouncement>,
 }
@@ -217,7 +244,7 @@ impl RedisBus {
     /// accepts (a PUBLISH on any node of a cluster reaches every node's subscribers).
     pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisBus, BusError> {
         let prefix = namespace_prefix(options.namespace.as_deref())?;
-        let (conn, deployment, seeds) = open(url).await?;
+        let (conn, deployment, seeds) = open(url, &options).await?;
         let mut fixing = conn.clone();
         let groups_key = format!("{prefix}{GROUPS_KEY}");
         let groups = if options.groups == 0 {
@@ -267,6 +294,12 @@ impl RedisBus {
             replay: Script::new(REPLAY_LUA),
             heartbeat: Script::new(HEARTBEAT_LUA),
             reports: Script::new(REPORTS_LUA),
+            take_pushes: Script::new(TAKE_PUSHES_LUA),
+            pushes: Script::new(PUSHES_LUA),
+            trim_pushes: Script::new(TRIM_PUSHES_LUA),
+            resolve: Script::new(RESOLVE_LUA),
+            requests: Script::new(REQUESTS_LUA),
+            take_over: Script::new(TAKE_OVER_LUA),
             announcements,
         })
     }

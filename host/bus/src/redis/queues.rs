@@ -221,16 +221,19 @@ impl RedisBus {
         Ok(deliveries)
     }
 
-    /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease, backlog).
+    /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease,
+    /// backlog, push log, push counter, requests, their order).
     /// ARGV: the acked message id (or empty), its unique id (or empty: the script reads
     /// it), the time, the owner's tag, the fence token (or empty), the number of writes and
     /// each as key, `s`/`d`, value, the number of sends and each as destination tag, kind,
-    /// body, sender tag, then the seen ids' retention (ms) and `1` if this commit trims.
-    pub(crate) async fn commit(&self, c: Commit) -> Result<(), BusError> {
+    /// body, sender tag, then the seen ids' retention (ms) and `1` if this commit trims, the
+    /// number of pushes and each frame, then the request's key (or empty), attempt and
+    /// outcome, the window of requests and the push log's cap.
+    pub(crate) async fn commit(&self, c: Commit) -> Result<Receipt, BusError> {
         let tag = c.owner.tag();
         let ack = c.ack.clone().unwrap_or_default();
         let mut inv = self.commit.prepare_invoke();
-        for suffix in ["q", "s", "o", "seen", "seq", "lease", "n"] {
+        for suffix in ["q", "s", "o", "seen", "seq", "lease", "n", "push", "pseq", "done", "doneat"] {
             inv.key(self.owner_key(&c.owner, suffix));
         }
         let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
@@ -258,14 +261,32 @@ impl RedisBus {
         // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
         let trim = self.commits.fetch_add(1, Ordering::Relaxed).is_multiple_of(TRIM_EVERY);
         inv.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
+        inv.arg(c.pushes.len());
+        for frame in &c.pushes {
+            inv.arg(frame.as_slice());
+        }
+        match &c.request {
+            Some(r) => inv.arg(&r.key).arg(r.attempt).arg(r.outcome.as_slice()),
+            None => inv.arg("").arg("").arg(""),
+        };
+        inv.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES);
         let result: redis::RedisResult<String> = inv.invoke_async(&mut self.conn.clone()).await;
+        let mut receipt = Receipt::default();
         match result {
             // A relayed copy of a message already applied: acknowledged, nothing applied.
             // The caller must not apply the effects it computed either.
             Ok(reply) if reply == "DUPLICATE" => {
                 return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
             }
-            Ok(_) => {}
+            Ok(reply) if reply == "APPLIED" || reply == "VOID" => {
+                let key = c.request.map(|r| r.key).unwrap_or_default();
+                return Err(BusError::RequestDecided { owner: tag, key, applied: reply == "APPLIED" });
+            }
+            Ok(reply) => {
+                if let Some(n) = reply.strip_prefix("OK:") {
+                    receipt.last_push = n.parse().unwrap_or(0);
+                }
+            }
             Err(e) if e.to_string().contains("NOTPENDING") => {
                 return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
             }
@@ -275,8 +296,15 @@ impl RedisBus {
             Err(e) => return Err(unavailable(e)),
         }
         // What an earlier owner left in the outbox is relayed when a new owner takes the
-        // queue over (`read_pending`); here, only when this commit sent something.
-        if c.sends.is_empty() { Ok(()) } else { self.relay(&c.owner).await }
+        // queue over (`read_pending`); here, only when this commit sent something. The
+        // commit is done either way: a relay that fails is finished by the next commit
+        // that sends, or by the next owner, so it is not the commit's failure.
+        if !c.sends.is_empty()
+            && let Err(e) = self.relay(&c.owner).await
+        {
+            tracing::warn!(owner = %c.owner.tag(), error = %e, "outbox not relayed yet; the next send relays it");
+        }
+        Ok(receipt)
     }
 
     /// Moves the owner's outbox to the destination queues. Safe to run twice: a message

@@ -1,20 +1,58 @@
 //! The Lua scripts of the Redis backend: each runs on one owner's slot.
 
+/// Puts request `rkey` (in `done`, a hash of outcomes) at the newest end of the window
+/// `doneat` (a sorted set by increasing score) and drops the oldest beyond `maxreq`.
+macro_rules! record_request_lua {
+    () => {
+        r#"
+  local top = redis.call('ZRANGE', doneat, -1, -1, 'WITHSCORES')
+  local score = now
+  if top[2] and tonumber(top[2]) >= now then score = tonumber(top[2]) + 1 end
+  redis.call('ZADD', doneat, score, rkey)
+  local extra = redis.call('ZCARD', doneat) - maxreq
+  if extra > 0 then
+    local old = redis.call('ZPOPMIN', doneat, extra)
+    for k = 1, #old, 2 do redis.call('HDEL', done, old[k]) end
+  end
+"#
+    };
+}
+
 /// Commits a handler's effects atomically on the owner's slot. See `commit` for ARGV.
 ///
 /// In order: the fence (refused whole if stale); the ack, which is also the check that
 /// the message is still pending (nothing is written before it); for a relayed message,
-/// the duplicate check; the state writes and the outbox; then, in one commit in
+/// the duplicate check; the state writes and the outbox; the pushes (each with the owner's
+/// next sequence number, the log capped to its newest); the request's outcome, kept in the
+/// owner's window of requests (a request already applied, or this attempt declared void,
+/// is refused before anything is written); then, in one commit in
 /// [`TRIM_EVERY`], the trim of acknowledged entries (kept until then rather than deleted one
 /// by one: deleting an entry walks its stream node, which cost more than the rest of the
 /// commit) and of expired seen ids. Direct sends (`x/...` ids) are never relayed, so never
 /// arrive twice: only relayed ids are looked up and recorded.
-pub(super) const COMMIT_LUA: &str = r#"
+pub(super) const COMMIT_LUA: &str = concat!(
+    r#"
 local q, state, outbox, seen, seq, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local push, pseq, done, doneat = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+-- Where each part of ARGV starts, before anything is written.
+local i = 6
+local writes = tonumber(ARGV[i]); local wstart = i + 1; i = i + 1 + 3 * writes
+local sends = tonumber(ARGV[i]); local sstart = i + 1; i = i + 1 + 5 * sends
+local retention, trim = tonumber(ARGV[i]), ARGV[i + 1]; i = i + 2
+local pushes = tonumber(ARGV[i]); local pstart = i + 1; i = i + 1 + pushes
+local rkey, rattempt, routcome, maxreq, maxpush = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
 if fence ~= '' then
   local held = redis.call('GET', lease)
   if not held or string.match(held, '^%S+ (%d+)$') ~= fence then return redis.error_reply('STALE') end
+end
+-- A request decided before is refused whole: applied already, or this attempt declared void.
+if rkey ~= '' then
+  local v = redis.call('HGET', done, rkey)
+  if v then
+    if string.sub(v, 1, 5) ~= 'void:' then return 'APPLIED' end
+    if string.find(v, ',' .. rattempt .. ',', 1, true) then return 'VOID' end
+  end
 end
 if ack ~= '' then
   -- The unique id the acknowledged message carries (field 'm'): given by the bus that
@@ -41,34 +79,145 @@ if relayed and redis.call('ZSCORE', seen, relayed) then
   redis.call('XDEL', q, ack)
   return 'DUPLICATE'
 end
-local i = 6
-local writes = tonumber(ARGV[i]); i = i + 1
-for _ = 1, writes do
-  if ARGV[i + 1] == 's' then
-    redis.call('HSET', state, ARGV[i], ARGV[i + 2])
+for w = wstart, wstart + 3 * (writes - 1), 3 do
+  if ARGV[w + 1] == 's' then
+    redis.call('HSET', state, ARGV[w], ARGV[w + 2])
   else
-    redis.call('HDEL', state, ARGV[i])
+    redis.call('HDEL', state, ARGV[w])
   end
-  i = i + 3
 end
-local sends = tonumber(ARGV[i]); i = i + 1
 if sends > 0 then
   local n = redis.call('INCR', seq)
   for s = 1, sends do
-    redis.call('XADD', outbox, '*', 'to', ARGV[i], 'k', ARGV[i + 1], 'b', ARGV[i + 2], 'f', ARGV[i + 3],
-      'h', ARGV[i + 4], 'm', owner .. '/' .. n .. '/' .. s)
-    i = i + 5
+    local a = sstart + 5 * (s - 1)
+    redis.call('XADD', outbox, '*', 'to', ARGV[a], 'k', ARGV[a + 1], 'b', ARGV[a + 2], 'f', ARGV[a + 3],
+      'h', ARGV[a + 4], 'm', owner .. '/' .. n .. '/' .. s)
   end
 end
+local last = 0
+for p = pstart, pstart + pushes - 1 do
+  last = redis.call('INCR', pseq)
+  redis.call('XADD', push, 'MAXLEN', '~', maxpush, last .. '-1', 'f', ARGV[p])
+end
 if relayed then redis.call('ZADD', seen, now, relayed) end
-if ack ~= '' and ARGV[i + 1] == '1' then
+if rkey ~= '' then
+  redis.call('HSET', done, rkey, routcome)
+"#,
+    record_request_lua!(),
+    r#"
+end
+if ack ~= '' and trim == '1' then
   -- Every entry older than the oldest one pending (or than this one, if none is) was
   -- delivered and acknowledged: whole stream nodes of them go.
   local oldest = redis.call('XPENDING', q, 'g', '-', '+', 1)[1]
   redis.call('XTRIM', q, 'MINID', '~', oldest and oldest[1] or ack)
-  redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[i]))
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - retention)
 end
+if last > 0 then return 'OK:' .. last end
 return 'OK'
+"#
+);
+
+/// Finds out what became of request ARGV[1]'s attempt ARGV[2]: `{1, outcome}` if the
+/// request was applied; else `{0}`, and the attempt is recorded void, so that a commit of
+/// it still on its way is refused (COMMIT_LUA's `VOID`). KEYS: done, doneat; ARGV[3] the
+/// time, ARGV[4] the window.
+pub(super) const RESOLVE_LUA: &str = concat!(
+    r#"
+local done, doneat = KEYS[1], KEYS[2]
+local rkey, attempt, now, maxreq = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local v = redis.call('HGET', done, rkey)
+if v and string.sub(v, 1, 5) ~= 'void:' then return {1, v} end
+if not v then v = 'void:,' end
+redis.call('HSET', done, rkey, v .. attempt .. ',')
+"#,
+    record_request_lua!(),
+    r#"
+return {0}
+"#
+);
+
+/// The keys of the requests recorded as applied (not void). KEYS: done.
+pub(super) const REQUESTS_LUA: &str = r#"
+local applied = {}
+local all = redis.call('HKEYS', KEYS[1])
+for _, k in ipairs(all) do
+  local v = redis.call('HGET', KEYS[1], k)
+  if string.sub(v, 1, 5) ~= 'void:' then table.insert(applied, k) end
+end
+return applied
+"#;
+
+/// Moves frames (host messages, ARGV[4..]) of the queue into the push log, fenced by
+/// ARGV[1]: each still pending is acknowledged and, unless it is a relayed copy of one
+/// logged before, logged with the next sequence number. Returns `{seq, frame, ...}` of
+/// those logged. KEYS: queue, push log, push counter, seen ids, lease, backlog; ARGV[2]
+/// the time, ARGV[3] the log's cap.
+pub(super) const TAKE_PUSHES_LUA: &str = r#"
+local q, push, pseq, seen, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local held = redis.call('GET', lease)
+if not held or string.match(held, '^%S+ (%d+)$') ~= ARGV[1] then return redis.error_reply('STALE') end
+local now, maxpush = tonumber(ARGV[2]), ARGV[3]
+local out = {}
+for a = 4, #ARGV do
+  local id = ARGV[a]
+  local entry = redis.call('XRANGE', q, id, id)[1]
+  if entry and redis.call('XACK', q, 'g', id) == 1 then
+    redis.call('DECR', backlog)
+    local body, mid = '', ''
+    local f = entry[2]
+    for k = 1, #f, 2 do
+      if f[k] == 'b' then body = f[k + 1] elseif f[k] == 'm' then mid = f[k + 1] end
+    end
+    local copy = false
+    if mid ~= '' and string.sub(mid, 1, 2) ~= 'x/' then
+      if redis.call('ZSCORE', seen, mid) then copy = true else redis.call('ZADD', seen, now, mid) end
+    end
+    if not copy then
+      local n = redis.call('INCR', pseq)
+      redis.call('XADD', push, 'MAXLEN', '~', maxpush, n .. '-1', 'f', body)
+      table.insert(out, n); table.insert(out, body)
+    end
+  end
+end
+local oldest = redis.call('XPENDING', q, 'g', '-', '+', 1)[1]
+if oldest then redis.call('XTRIM', q, 'MINID', '~', oldest[1]) end
+return out
+"#;
+
+/// The push log after sequence number ARGV[1]: `{last, acked, seq, frame, ...}`. KEYS:
+/// the log, the push counter, the acknowledged mark.
+pub(super) const PUSHES_LUA: &str = r#"
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local acked = tonumber(redis.call('GET', KEYS[3]) or '0')
+local out = {last, acked}
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], (tonumber(ARGV[1]) + 1) .. '-0', '+')) do
+  local seq = tonumber(string.match(e[1], '^(%d+)-'))
+  table.insert(out, seq); table.insert(out, e[2][2])
+end
+return out
+"#;
+
+/// The client acknowledged every push up to ARGV[1]: they leave the log, and the mark
+/// moves (never back, never past the last push). KEYS: as PUSHES_LUA's.
+pub(super) const TRIM_PUSHES_LUA: &str = r#"
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local upto = math.min(tonumber(ARGV[1]), last)
+local acked = tonumber(redis.call('GET', KEYS[3]) or '0')
+if upto > acked then
+  redis.call('SET', KEYS[3], upto)
+  redis.call('XTRIM', KEYS[1], 'MINID', (upto + 1) .. '-0')
+end
+return 1
+"#;
+
+/// Takes a lease from the holder named in ARGV[1] (`holder token`, exactly as it is) for
+/// ARGV[2], for ARGV[3] ms, with the next fencing token; nil if the lease is another now.
+pub(super) const TAKE_OVER_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. token, 'PX', ARGV[3])
+return token
 "#;
 
 /// Puts a dead letter (by its original id, ARGV[1]) back at the end of its queue and

@@ -39,7 +39,8 @@ fn fresh_namespace() -> String {
 
 /// A Redis bus at `url` in `namespace`, with `groups` guild groups.
 async fn redis_bus(url: &str, namespace: &str, groups: u32) -> Result<Bus, BusError> {
-    Bus::redis_with(url, RedisOptions { groups, namespace: Some(namespace.to_owned()) }).await
+    Bus::redis_with(url, RedisOptions { groups, namespace: Some(namespace.to_owned()), ..RedisOptions::default() })
+        .await
 }
 
 /// Every backend, fresh: the embedded bus, and a Redis bus on the single server and on the
@@ -117,6 +118,8 @@ async fn a_commit_stores_state_sends_and_ack_together_and_only_once() {
             sends: vec![msg(b.clone(), "hello", "{}")],
             ack: Some(d.id.clone()),
             fence: None,
+            pushes: vec![],
+            request: None,
         };
         bus.commit(commit.clone()).await.unwrap();
         assert_eq!(bus.load_state(&a).await.unwrap().get("hp").unwrap(), b"9", "{name}");
@@ -245,6 +248,8 @@ async fn leases_have_one_holder_and_a_stale_owners_commit_is_refused() {
             sends: vec![],
             ack: None,
             fence: Some(fence),
+            pushes: vec![],
+            request: None,
         };
         bus.commit(write(a.token)).await.unwrap();
 
@@ -309,9 +314,17 @@ async fn a_guilds_messages_queue_in_its_group_and_keep_the_guilds_address() {
         // Sent from a commit (through the outbox on Redis), with the sender kept.
         let from = Address::Player(9);
         let send = Outbound { sender: Some(from.clone()), ..msg(g2.clone(), "guild.chat", "b") };
-        bus.commit(Commit { owner: from.clone(), writes: vec![], sends: vec![send], ack: None, fence: None })
-            .await
-            .unwrap();
+        bus.commit(Commit {
+            owner: from.clone(),
+            writes: vec![],
+            sends: vec![send],
+            ack: None,
+            fence: None,
+            pushes: vec![],
+            request: None,
+        })
+        .await
+        .unwrap();
         let got = bus.read(&group, 10, Duration::from_millis(10)).await.unwrap();
         let seen: Vec<_> = got.iter().map(|d| (d.envelope.to.clone(), d.envelope.sender.clone())).collect();
         assert_eq!(seen, vec![(g1, None), (g2, Some(from))], "{name}");
@@ -450,6 +463,8 @@ async fn a_queues_backlog_counts_what_waits_until_it_is_acknowledged() {
             sends: vec![msg(other.clone(), "reply", "{}")],
             ack: Some(got[1].id.clone()),
             fence: None,
+            pushes: vec![],
+            request: None,
         };
         bus.commit(commit).await.unwrap();
         assert_eq!(bus.backlogs(&[q.clone(), other.clone()]).await.unwrap(), vec![3, 1], "{name}");
@@ -477,6 +492,8 @@ async fn a_message_keeps_its_hop_count_through_send_commit_and_relay() {
             sends: vec![Outbound { hops: d.envelope.hops + 1, ..msg(b.clone(), "next", "{}") }],
             ack: Some(d.id),
             fence: None,
+            pushes: vec![],
+            request: None,
         };
         bus.commit(commit).await.unwrap();
         let next = bus.read(&b, 1, Duration::from_millis(10)).await.unwrap();
@@ -492,7 +509,15 @@ async fn a_commit_fanning_out_to_many_queues_delivers_each_once_in_order_and_rin
         bus.acquire_lease(&members[0], "host-m", Duration::from_secs(30)).await.unwrap().expect("free");
         // 150 messages: more than one relay batch, interleaved over three queues.
         let sends: Vec<Outbound> = (0..150).map(|i| msg(members[i % 3].clone(), "chat", &i.to_string())).collect();
-        let commit = Commit { owner: owner.clone(), writes: vec![], sends, ack: None, fence: None };
+        let commit = Commit {
+            owner: owner.clone(),
+            writes: vec![],
+            sends,
+            ack: None,
+            fence: None,
+            pushes: vec![],
+            request: None,
+        };
         bus.commit(commit).await.unwrap();
         for (m, member) in members.iter().enumerate() {
             let got = bus.read(member, 1000, Duration::from_millis(10)).await.unwrap();

@@ -67,7 +67,15 @@ impl redis::aio::ConnectionLike for RawConnection {
 /// outbox delete). Returns both copies, as `bus` reads them.
 async fn a_gift_relayed_twice(bus: &Bus, name: &str, url: &str, ns: &str) -> Vec<warren_bus::Delivery> {
     let (a, b) = (Address::Player(1), Address::Player(2));
-    let send = Commit { owner: a, writes: vec![], sends: vec![msg(b.clone(), "gift", "1")], ack: None, fence: None };
+    let send = Commit {
+        owner: a,
+        writes: vec![],
+        sends: vec![msg(b.clone(), "gift", "1")],
+        ack: None,
+        fence: None,
+        pushes: vec![],
+        request: None,
+    };
     bus.commit(send).await.unwrap();
     // The namespace prefixes the key outside its hash tag.
     append_again(&mut RawConnection::open(name, url).await, &format!("{ns}:{{p:2}}:q")).await;
@@ -88,6 +96,8 @@ async fn commit_both_copies(committer: &Bus, name: &str, copies: Vec<warren_bus:
             sends: vec![],
             ack: Some(d.id),
             fence: None,
+            pushes: vec![],
+            request: None,
         };
         let result = committer.commit(commit).await;
         if applied == 1 {
@@ -279,6 +289,8 @@ async fn on_a_cluster_a_commit_reaches_an_owner_on_another_node() {
         sends: vec![msg(b.clone(), "hello", "{}")],
         ack: Some(d.id),
         fence: None,
+        pushes: vec![],
+        request: None,
     };
     bus.commit(commit).await.unwrap();
     let got = bus.read(&b, 10, Duration::from_millis(10)).await.unwrap();

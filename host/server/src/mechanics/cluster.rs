@@ -14,9 +14,11 @@ use warren_bus::{Bus, BusError};
 use warren_runtime::{RoleModule, Runtime, World};
 
 /// How often a host says it is alive.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-/// How long a host counts as alive after its last heartbeat.
-pub const MEMBER_TTL: Duration = Duration::from_secs(5);
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+/// How long a host counts as alive after its last heartbeat: a host that died is known
+/// dead this long after, and its players and groups are taken over then (leases of a
+/// host that is no longer a member are taken before they expire, fenced).
+pub const MEMBER_TTL: Duration = Duration::from_millis(2500);
 
 /// A connected cluster host.
 pub struct Host {

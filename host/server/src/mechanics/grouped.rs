@@ -109,7 +109,10 @@ pub async fn run<W: Grouped>(
         }
         let wanted: Vec<u32> = mine.into_iter().filter(|g| !workers.contains_key(g)).collect();
         let owners: Vec<Address> = wanted.iter().map(|g| W::group(*g)).collect();
-        let taken = join_all(owners.iter().map(|o| Held::acquire(&bus, o, &me, host.lease_ttl))).await;
+        // A group whose owner is no longer a member (a host that died) is taken over at
+        // once rather than after its lease expires.
+        let taken =
+            join_all(owners.iter().map(|o| Held::acquire_or_take_over(&bus, o, &me, host.lease_ttl, &members))).await;
         for (group, held) in wanted.into_iter().zip(taken) {
             match held {
                 Ok(Some(held)) => {

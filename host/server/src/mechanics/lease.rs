@@ -24,9 +24,37 @@ impl Held {
     /// Takes the lease on `owner` for `holder`; `None` while someone else holds it.
     pub async fn acquire(bus: &Bus, owner: &Address, holder: &str, ttl: Duration) -> Result<Option<Held>, BusError> {
         let Some(lease) = bus.acquire_lease(owner, holder, ttl).await? else { return Ok(None) };
+        Ok(Some(Held::hold(bus, lease, ttl)))
+    }
+
+    /// Takes the lease on `owner`, or takes it over from its holder if that holder is not
+    /// among the live `members` of its role: a host that died stops heartbeating within
+    /// [`crate::mechanics::cluster::MEMBER_TTL`], and its entities need not wait for its
+    /// leases to expire. The new lease's token fences off anything the old holder might
+    /// still commit. `None` while a live holder has it.
+    pub async fn acquire_or_take_over(
+        bus: &Bus,
+        owner: &Address,
+        holder: &str,
+        ttl: Duration,
+        members: &[String],
+    ) -> Result<Option<Held>, BusError> {
+        if let Some(held) = Held::acquire(bus, owner, holder, ttl).await? {
+            return Ok(Some(held));
+        }
+        let Some(current) = bus.lease_holder(owner).await? else { return Ok(None) };
+        if current.0 == holder || members.contains(&current.0) {
+            return Ok(None);
+        }
+        let Some(lease) = bus.take_over_lease(owner, holder, ttl, &current).await? else { return Ok(None) };
+        tracing::info!(owner = %owner.tag(), from = %current.0, "lease taken over from a host that is gone");
+        Ok(Some(Held::hold(bus, lease, ttl)))
+    }
+
+    fn hold(bus: &Bus, lease: Lease, ttl: Duration) -> Held {
         let lost = Arc::new(Lost::default());
         let renewer = tokio::spawn(renew(bus.clone(), lease.clone(), ttl, lost.clone()));
-        Ok(Some(Held { lease, lost, renewer }))
+        Held { lease, lost, renewer }
     }
 
     /// The fencing token commits carry.

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId};
+use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId, Receipt, Request};
 use warren_runtime::{
     Baseapp, Battle, CallEnv, CallError, CallResult, Effects, Guild, Instance, Matchmaker, Message, Team, World,
 };
@@ -126,8 +126,9 @@ impl Handles for Battle {
 /// What became of one queue message.
 #[derive(Debug)]
 pub enum Settled {
-    /// Its effects were committed with its ack.
-    Done(Effects),
+    /// Its effects were committed with its ack (the receipt numbers its replies, when the
+    /// queue logs them as pushes: [`OwnedQueue::log_replies`]).
+    Done(Effects, Receipt),
     /// The script refused it: acknowledged, nothing changed.
     Refused(String),
     /// It kept failing and was set aside as a dead letter.
@@ -173,6 +174,9 @@ pub struct OwnedQueue<W: World> {
     handling: bool,
     /// How long the calls here take lately.
     heat: Heat,
+    /// The replies of the handlers of queue messages are frames for the owner's client,
+    /// committed to its push log (a player's session); else they have nowhere to go.
+    replies_are_pushes: bool,
 }
 
 impl<W: World> OwnedQueue<W> {
@@ -201,7 +205,15 @@ impl<W: World> OwnedQueue<W> {
             admission: Admission::default(),
             handling: false,
             heat: Heat::default(),
+            replies_are_pushes: false,
         }
+    }
+
+    /// Commits the replies of queue messages' handlers to the owner's push log, with the
+    /// rest of their effects (a player's session: a whisper answered while the socket
+    /// fails still reaches the screen, once).
+    pub fn log_replies(&mut self) {
+        self.replies_are_pushes = true;
     }
 
     /// The queue.
@@ -301,18 +313,38 @@ impl<W: World> OwnedQueue<W> {
     ///
     /// For a call no message caused (a client's frame, a login): its messages start a
     /// chain ([`warren_bus::Outbound::hops`] 0).
-    pub async fn commit(&mut self, target: &Target, effects: &Effects, ack: Option<MessageId>) -> Result<(), BusError> {
-        self.commit_caused(target, effects, ack, 0).await
+    pub async fn commit(
+        &mut self,
+        target: &Target,
+        effects: &Effects,
+        ack: Option<MessageId>,
+    ) -> Result<Receipt, BusError> {
+        self.commit_caused(target, effects, ack, 0, Vec::new(), None).await
     }
 
-    /// [`OwnedQueue::commit`] of a call's effects whose messages are `hops` deep.
+    /// [`OwnedQueue::commit`] of a client's request: its record goes with the effects, so
+    /// that a retry finds it applied and a lost answer is resolved
+    /// ([`warren_bus::Bus::resolve`]).
+    pub async fn commit_request(
+        &mut self,
+        target: &Target,
+        effects: &Effects,
+        request: Request,
+    ) -> Result<Receipt, BusError> {
+        self.commit_caused(target, effects, None, 0, Vec::new(), Some(request)).await
+    }
+
+    /// [`OwnedQueue::commit`] of a call's effects whose messages are `hops` deep, with
+    /// `pushes` for the owner's push log and the `request` it answers.
     async fn commit_caused(
         &mut self,
         target: &Target,
         effects: &Effects,
         ack: Option<MessageId>,
         hops: u32,
-    ) -> Result<(), BusError> {
+        pushes: Vec<Vec<u8>>,
+        request: Option<Request>,
+    ) -> Result<Receipt, BusError> {
         let writes: Vec<_> = effects.writes.iter().map(|(k, v)| (format!("{}{k}", target.prefix), v.clone())).collect();
         let commit = Commit {
             owner: self.queue.clone(),
@@ -320,11 +352,16 @@ impl<W: World> OwnedQueue<W> {
             sends: outbound(&target.entity, effects, hops),
             ack,
             fence: Some(self.held.token()),
+            pushes,
+            request,
         };
-        if let Err(e) = self.bus.commit(commit).await {
-            self.state = None;
-            return Err(e);
-        }
+        let receipt = match self.bus.commit(commit).await {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                self.state = None;
+                return Err(e);
+            }
+        };
         if let Some(state) = self.state.as_mut() {
             for (key, value) in writes {
                 match value {
@@ -334,7 +371,7 @@ impl<W: World> OwnedQueue<W> {
             }
         }
         emit_logs(&target.entity, effects);
-        Ok(())
+        Ok(receipt)
     }
 
     /// A fenced commit of `writes` and `sends` that runs apart from the loop: the future
@@ -347,16 +384,15 @@ impl<W: World> OwnedQueue<W> {
     ) -> impl Future<Output = Result<(), BusError>> + Send + 'static {
         self.state = None;
         let writes = writes.into_iter().map(|(k, v)| (format!("{}{k}", target.prefix), v)).collect();
-        let commit =
-            Commit { owner: self.queue.clone(), writes, sends: Vec::new(), ack: None, fence: Some(self.held.token()) };
+        let commit = Commit { writes, fence: Some(self.held.token()), ..Commit::of(self.queue.clone()) };
         let bus = self.bus.clone();
-        async move { bus.commit(commit).await }
+        async move { bus.commit(commit).await.map(|_| ()) }
     }
 
     /// Acknowledges message `id` and changes nothing else (fenced).
     pub async fn ack(&mut self, id: MessageId) -> Result<(), BusError> {
         let commit = Commit { fence: Some(self.held.token()), ..Commit::ack_only(self.queue.clone(), id) };
-        self.bus.commit(commit).await
+        self.bus.commit(commit).await.map(|_| ())
     }
 
     /// Settles one message for `target` by the one policy (see the module docs).
@@ -389,8 +425,13 @@ impl<W: World> OwnedQueue<W> {
         .await;
         let (result, outcome) = match verdict {
             Verdict::Done(effects) => {
-                let r = self.commit_caused(target, &effects, Some(d.id.clone()), d.envelope.hops + 1).await;
-                (r, Settled::Done(effects))
+                let pushes = if self.replies_are_pushes { effects.replies.clone() } else { Vec::new() };
+                let r =
+                    self.commit_caused(target, &effects, Some(d.id.clone()), d.envelope.hops + 1, pushes, None).await;
+                match r {
+                    Ok(receipt) => (Ok(()), Settled::Done(effects, receipt)),
+                    Err(e) => (Err(e), Settled::Retry),
+                }
             }
             Verdict::Refused(reason) => (self.ack(d.id.clone()).await, Settled::Refused(reason)),
             Verdict::Dead(error) => (self.bus.dead_letter(&self.queue, d, &error).await, Settled::Dead),
@@ -439,7 +480,7 @@ impl<W: World> OwnedQueue<W> {
         ack: Option<MessageId>,
     ) -> Result<(), BusError> {
         let effects = Effects { writes, sends, ..Effects::default() };
-        self.commit(target, &effects, ack).await
+        self.commit(target, &effects, ack).await.map(|_| ())
     }
 
     /// What the policy makes of a failed step of the role's own (see
@@ -522,6 +563,19 @@ pub trait Occupant<W: World>: Send {
     /// An event of the role's own (a client frame, a drain, a tick).
     type Event: Send;
 
+    /// Settles what it can of a batch just read, all at once, before the policy takes the
+    /// rest one by one (a session moves the frames for its client to the push log in one
+    /// step). What it settled it removes from `batch`; an error is the policy's to handle
+    /// (the whole batch stays pending).
+    fn taken(
+        &mut self,
+        batch: &mut Vec<Delivery>,
+        q: &mut OwnedQueue<W>,
+    ) -> impl Future<Output = Result<(), BusError>> + Send {
+        let _ = (batch, q);
+        async { Ok(()) }
+    }
+
     /// Maps a message to its target, or handles a host message itself.
     fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<W>) -> impl Future<Output = Routed> + Send;
 
@@ -553,7 +607,7 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
         }
         if due && q.retry_at.is_none() {
             due = false;
-            let batch = match q.take().await {
+            let mut batch = match q.take().await {
                 Ok((batch, more)) => {
                     due = more;
                     batch
@@ -564,6 +618,13 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                     continue;
                 }
             };
+            if let Err(e) = o.taken(&mut batch, q).await {
+                tracing::warn!(queue = %q.queue.tag(), error = %e, "batch not settled; it stays pending");
+                if matches!(q.failed(e), Settled::Lost) {
+                    return Ended::Lost;
+                }
+                continue;
+            }
             for d in batch {
                 let max_hops = q.logic.sandbox.quotas.max_hops;
                 let outcome = if d.envelope.hops >= max_hops {

@@ -6,6 +6,7 @@
 use crate::mechanics::cluster::{Host, shutdown_signal};
 use crate::mechanics::logic::LogicPool;
 use crate::role::Role;
+pub mod edge;
 pub mod session;
 
 use anyhow::Context;
@@ -58,12 +59,14 @@ pub async fn run(
 
     let _ = players.closing.send(true);
     let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-    while players.open_sessions() > 0 && tokio::time::Instant::now() < deadline {
+    // Every socket gets its last frames, the reason and its close handshake before the
+    // process exits (each session bounds its own wait).
+    while players.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     heartbeat.abort();
     host.leave(ROLE.name()).await;
-    tracing::info!(left_open = players.open_sessions(), "baseapp stopped");
+    tracing::info!(left_open = players.open_sockets(), "baseapp stopped");
     Ok(())
 }
 

@@ -278,7 +278,7 @@ impl RoomOwner {
         self.players = players_of(&setup);
         self.room = Some(room);
         self.deliver(None, effects).await;
-        Routed::Outcome(Settled::Done(Effects::default()))
+        Routed::Outcome(Settled::Done(Effects::default(), Default::default()))
     }
 
     /// `$input`: journals it before the next tick, then applies it.
@@ -316,7 +316,7 @@ impl RoomOwner {
                 self.app.to_player(self.id, player, crate::protocol::error(&reason)).await;
             }
         }
-        Routed::Outcome(Settled::Done(Effects::default()))
+        Routed::Outcome(Settled::Done(Effects::default(), Default::default()))
     }
 
     /// Frames of a call: replies to `sender`, pushes to their players.

@@ -78,7 +78,7 @@ pub async fn serve(socket: WebSocket, app: Arc<Battleapp>) {
             msg = stream.next() => match msg {
                 Some(Ok(WsMessage::Text(text))) => {
                     let reply = match protocol::parse(text.as_bytes()) {
-                        Ok(protocol::ClientFrame::BattleInput) => {
+                        Ok((protocol::ClientFrame::BattleInput, _)) => {
                             let input = Outbound {
                                 to: Address::Battle(room),
                                 sender: Some(Address::Player(player)),
