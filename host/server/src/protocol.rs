@@ -33,8 +33,8 @@ pub enum ClientFrame {
 pub struct Meta {
     /// `"ack": 12` (or `seq` of an `ack` frame): the client showed every push up to 12.
     pub ack: Option<u64>,
-    /// `"key": "..."`: the frame's idempotency key; a frame sent again with the same key
-    /// is applied once and answered with the first answer.
+    /// `"req": "..."`: the frame's request key (idempotency key); a frame sent again with
+    /// the same key is applied once and answered with the first answer.
     pub key: Option<String>,
 }
 
@@ -51,12 +51,12 @@ pub fn parse(frame: &[u8]) -> Result<(ClientFrame, Meta), String> {
     if kind == "ack" {
         meta.ack = Some(number("seq")?.ok_or("an ack needs \"seq\": the last push shown")?);
     }
-    match value.get("key") {
+    match value.get("req") {
         None | Some(Value::Null) => {}
         Some(Value::String(k)) if (1..=MAX_KEY).contains(&k.len()) && k.chars().all(|c| c.is_ascii_graphic()) => {
             meta.key = Some(k.clone());
         }
-        Some(_) => return Err(format!("\"key\" is 1 to {MAX_KEY} printable ASCII characters")),
+        Some(_) => return Err(format!("\"req\" (a request key) is 1 to {MAX_KEY} printable ASCII characters")),
     }
     let frame = match kind {
         "login" => {
@@ -91,16 +91,16 @@ pub fn numbered(seq: u64, frame: &[u8]) -> String {
     }
 }
 
-/// `{"type":"done","key":...}`: every answer to the frame with this key was sent.
+/// `{"type":"done","req":...}`: every answer to the frame with this request key was sent.
 pub fn done(key: &str) -> String {
-    json!({"type": "done", "key": key}).to_string()
+    json!({"type": "done", "req": key}).to_string()
 }
 
-/// `{"type":"unknown","key":...,"reason":...}`: whether the frame was applied could not be
+/// `{"type":"unknown","req":...,"reason":...}`: whether the frame was applied could not be
 /// found out; send it again with the same key (it is applied at most once).
 pub fn unknown(key: Option<&str>, reason: &str) -> String {
     match key {
-        Some(key) => json!({"type": "unknown", "key": key, "reason": reason}).to_string(),
+        Some(key) => json!({"type": "unknown", "req": key, "reason": reason}).to_string(),
         None => json!({"type": "unknown", "reason": reason}).to_string(),
     }
 }
@@ -150,14 +150,15 @@ mod tests {
         let meta = |f: &[u8]| parse(f).map(|(_, m)| m);
         assert_eq!(meta(br#"{"type":"ack","seq":3}"#), Ok(Meta { ack: Some(3), key: None }));
         assert_eq!(
-            meta(br#"{"type":"shop.buy","ack":9,"key":"b-1"}"#),
+            meta(br#"{"type":"shop.buy","ack":9,"req":"b-1"}"#),
             Ok(Meta { ack: Some(9), key: Some("b-1".into()) })
         );
         assert!(meta(br#"{"type":"ack"}"#).unwrap_err().contains("seq"));
         assert!(meta(br#"{"type":"bag","ack":-1}"#).unwrap_err().contains("ack"));
-        assert!(meta(br#"{"type":"bag","key":""}"#).unwrap_err().contains("key"));
-        assert!(meta(br#"{"type":"bag","key":"a b"}"#).unwrap_err().contains("key"));
-        assert!(meta(&format!(r#"{{"type":"bag","key":"{}"}}"#, "k".repeat(65)).into_bytes()).is_err());
+        assert!(meta(br#"{"type":"bag","req":""}"#).unwrap_err().contains("req"));
+        assert!(meta(br#"{"type":"bag","req":"a b"}"#).unwrap_err().contains("req"));
+        assert!(meta(&format!(r#"{{"type":"bag","req":"{}"}}"#, "k".repeat(65)).into_bytes()).is_err());
+        assert_eq!(meta(br#"{"type":"store","key":"v1"}"#), Ok(Meta::default()), "`key` is the game's");
     }
 
     #[test]

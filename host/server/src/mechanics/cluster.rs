@@ -53,7 +53,7 @@ impl Host {
         );
         let mut backoff = Duration::from_millis(200);
         let bus = loop {
-            match Bus::redis_with_groups(redis, config.groups).await {
+            match Bus::redis_with(redis, config.bus.options(config.groups)).await {
                 Ok(bus) => break bus,
                 Err(e @ BusError::Mismatch(_)) => return Err(e).context("refused by the cluster"),
                 Err(e) => {
