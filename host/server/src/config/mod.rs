@@ -490,6 +490,16 @@ impl HostConfig {
         }
         self.limits.check()?;
         self.battle.check(" (--tick-hz)")?;
+        let bus = &self.bus;
+        if bus.reconnect_retries > 100 {
+            return Err(format!("bus.reconnect_retries must be 0..=100, not {}", bus.reconnect_retries));
+        }
+        if bus.connect_timeout_ms == 0 || bus.connect_timeout_ms > 60_000 {
+            return Err(format!("bus.connect_timeout_ms must be 1..=60000, not {}", bus.connect_timeout_ms));
+        }
+        if bus.response_timeout_ms > 600_000 {
+            return Err(format!("bus.response_timeout_ms must be 0..=600000 (0: none), not {}", bus.response_timeout_ms));
+        }
         let b = &self.battleapp;
         if b.checkpoint_ticks == 0 || b.checkpoint_ticks > 10_000 {
             return Err(format!(

@@ -67,6 +67,9 @@ fn host_config_typos_and_bad_values_are_refused_with_the_key() {
         ("[limits]\nmax_queue_len = 0\n", "limits.max_queue_len"),
         ("[limits.state_kib]\nguild = 0\n", "limits.state_kib.guild"),
         ("[limits.state_kib]\nplayer = 5\n", "player"),
+        ("[bus]\nresponse_timeout = 5\n", "response_timeout"),
+        ("[bus]\nreconnect_retries = 101\n", "bus.reconnect_retries"),
+        ("[bus]\nconnect_timeout_ms = 0\n", "bus.connect_timeout_ms"),
     ] {
         let err = HostConfig::parse(text).expect_err(text);
         assert!(err.contains(key), "{text:?} refused without naming `{key}`: {err}");

@@ -1,6 +1,7 @@
 //! `warren play`: a terminal game client. Each input line is one frame: raw JSON, or the
 //! shorthand `type key=value ...` (`shop.buy item=potion count=2`). Frames from the
-//! server are printed one per line.
+//! server are printed one per line. Pushes (frames with a `seq`) are printed once, in
+//! order, and acknowledged as they are printed (docs/protocol.md, *Delivery*).
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
@@ -37,6 +38,8 @@ pub async fn play(url: &str, name: &str) -> anyhow::Result<()> {
     let login = serde_json::json!({"type": "login", "name": name});
     sink.send(Message::text(login.to_string())).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // The last push printed: one numbered at or below it was printed already.
+    let mut shown = 0u64;
     loop {
         tokio::select! {
             line = lines.next_line() => match line? {
@@ -48,7 +51,18 @@ pub async fn play(url: &str, name: &str) -> anyhow::Result<()> {
                 },
             },
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => println!("{text}"),
+                Some(Ok(Message::Text(text))) => {
+                    let seq = serde_json::from_str::<Value>(&text).ok().and_then(|f| f.get("seq").and_then(Value::as_u64));
+                    match seq {
+                        Some(seq) if seq <= shown => {}
+                        Some(seq) => {
+                            println!("{text}");
+                            shown = seq;
+                            sink.send(Message::text(serde_json::json!({"type": "ack", "seq": seq}).to_string())).await?;
+                        }
+                        None => println!("{text}"),
+                    }
+                }
                 Some(Ok(Message::Close(_))) | None => {
                     println!("(connection closed)");
                     return Ok(());

@@ -8,6 +8,7 @@ mod dev;
 mod faults;
 mod game;
 mod sandbox;
+mod screen;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
