@@ -22,7 +22,7 @@
 use crate::mechanics::deliver::{self, Verdict};
 use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
 use crate::mechanics::lease::Held;
-use crate::mechanics::logic::{LogicPool, emit_logs, from_bus, outbound};
+use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, emit_logs, from_bus, outbound};
 use crate::mechanics::quota::{Admission, Heat};
 use std::future::Future;
 use std::sync::Arc;
@@ -174,8 +174,9 @@ pub struct OwnedQueue<W: World> {
     handling: bool,
     /// How long the calls here take lately.
     heat: Heat,
-    /// The replies of the handlers of queue messages are frames for the owner's client,
-    /// committed to its push log (a player's session); else they have nowhere to go.
+    /// The replies of the handlers of queue messages, and what they push to the owner
+    /// itself, are frames for the owner's client, committed to its push log with the rest
+    /// of their effects (a player's session); else replies have nowhere to go.
     replies_are_pushes: bool,
 }
 
@@ -209,9 +210,10 @@ impl<W: World> OwnedQueue<W> {
         }
     }
 
-    /// Commits the replies of queue messages' handlers to the owner's push log, with the
-    /// rest of their effects (a player's session: a whisper answered while the socket
-    /// fails still reaches the screen, once).
+    /// Commits the replies of queue messages' handlers, and their pushes to the owner
+    /// itself ([`screen_frames`]), to the owner's push log with the rest of their effects
+    /// (a player's session: a whisper received while the socket fails still reaches the
+    /// screen, once, without a trip through the player's own queue).
     pub fn log_replies(&mut self) {
         self.replies_are_pushes = true;
     }
@@ -346,10 +348,15 @@ impl<W: World> OwnedQueue<W> {
         request: Option<Request>,
     ) -> Result<Receipt, BusError> {
         let writes: Vec<_> = effects.writes.iter().map(|(k, v)| (format!("{}{k}", target.prefix), v.clone())).collect();
+        let mut sends = outbound(&target.entity, effects, hops);
+        if !pushes.is_empty() {
+            // The owner's pushes to itself are in `pushes` already.
+            sends.retain(|s| !(s.to == self.queue && s.kind == CLIENT_FRAME));
+        }
         let commit = Commit {
             owner: self.queue.clone(),
             writes: writes.clone(),
-            sends: outbound(&target.entity, effects, hops),
+            sends,
             ack,
             fence: Some(self.held.token()),
             pushes,
@@ -425,7 +432,7 @@ impl<W: World> OwnedQueue<W> {
         .await;
         let (result, outcome) = match verdict {
             Verdict::Done(effects) => {
-                let pushes = if self.replies_are_pushes { effects.replies.clone() } else { Vec::new() };
+                let pushes = if self.replies_are_pushes { screen_frames(&self.queue, &effects) } else { Vec::new() };
                 let r =
                     self.commit_caused(target, &effects, Some(d.id.clone()), d.envelope.hops + 1, pushes, None).await;
                 match r {
@@ -525,6 +532,14 @@ impl<W: World> OwnedQueue<W> {
     pub fn reclaim(&mut self) {
         self.claim = true;
     }
+}
+
+/// The frames a call of player `owner`'s own handler puts on that player's screen, in
+/// order: its replies, then its pushes to the player itself.
+pub fn screen_frames(owner: &Address, effects: &Effects) -> Vec<Vec<u8>> {
+    let mine = |p: &u64| *owner == Address::Player(*p);
+    let pushed = effects.pushes.iter().filter(|(p, _)| mine(p)).map(|(_, f)| f.clone());
+    effects.replies.iter().cloned().chain(pushed).collect()
 }
 
 /// What the role does with a queue message before any handler sees it.

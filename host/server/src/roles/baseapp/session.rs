@@ -21,7 +21,7 @@ use super::edge::{Requests, Screen, decode_outcome, encode_outcome};
 use crate::mechanics::doorbell::Doorbells;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, fresh_env};
-use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy};
+use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy, screen_frames};
 use crate::protocol::{self, ClientFrame, Meta};
 use crate::roles::battleapp::place_room;
 use crate::roles::battleapp::room::INPUT;
@@ -703,14 +703,15 @@ impl Occupant<Baseapp> for Session<'_> {
 
     async fn settled(&mut self, _: &Delivery, outcome: Settled) {
         match outcome {
-            // The replies were logged as pushes, numbered up to the receipt's.
+            // The replies and pushes to the player were logged, numbered up to the receipt's.
             Settled::Done(effects, receipt) => {
-                let n = effects.replies.len() as u64;
+                let frames = screen_frames(&self.owner(), &effects);
+                let n = frames.len() as u64;
                 if n > 0 && receipt.last_push < n {
                     self.screen.stale = true;
                     return;
                 }
-                for (i, frame) in effects.replies.into_iter().enumerate() {
+                for (i, frame) in frames.into_iter().enumerate() {
                     let push = Push { seq: receipt.last_push + 1 + i as u64 - n, frame };
                     self.screen.show(&push, &mut self.out);
                 }
