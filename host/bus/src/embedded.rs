@@ -108,10 +108,12 @@ struct Requests {
 }
 
 impl Requests {
+    /// Records `key` as the newest of the window (moved there if it was in it already).
     fn record(&mut self, key: &str, decided: Decided) {
-        if self.by_key.insert(key.to_owned(), decided).is_none() {
-            self.order.push_back(key.to_owned());
+        if self.by_key.insert(key.to_owned(), decided).is_some() {
+            self.order.retain(|k| k != key);
         }
+        self.order.push_back(key.to_owned());
         while self.order.len() > crate::MAX_REQUESTS {
             if let Some(old) = self.order.pop_front() {
                 self.by_key.remove(&old);
@@ -361,6 +363,9 @@ impl EmbeddedBus {
     }
 
     pub(crate) fn take_pushes(&self, owner: &Address, fence: u64, ids: &[MessageId]) -> Result<Vec<Push>, BusError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut center = self.lock();
         center.fenced(owner, fence)?;
         let mut frames = Vec::with_capacity(ids.len());

@@ -9,6 +9,7 @@ use warren_bus::{Address, Bus, BusError, Commit, Outbound, RedisOptions};
 use warren_testkit::{RedisCluster, RedisServer};
 
 mod coordination;
+mod pushes;
 mod redis_only;
 
 /// One redis-server for the whole suite.

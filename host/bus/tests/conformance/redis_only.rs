@@ -66,11 +66,25 @@ impl redis::aio::ConnectionLike for RawConnection {
 /// once more, exactly as the relay wrote it (a crash between the relay's append and its
 /// outbox delete). Returns both copies, as `bus` reads them.
 async fn a_gift_relayed_twice(bus: &Bus, name: &str, url: &str, ns: &str) -> Vec<warren_bus::Delivery> {
+    relayed_twice(bus, name, url, ns, "gift", "1").await
+}
+
+/// Player 1 sends player 2 a message of `kind` with `body` through its outbox, and the
+/// relayed entry is appended once more, as in [`a_gift_relayed_twice`]. Returns both
+/// copies, as `bus` reads them.
+async fn relayed_twice(
+    bus: &Bus,
+    name: &str,
+    url: &str,
+    ns: &str,
+    kind: &str,
+    body: &str,
+) -> Vec<warren_bus::Delivery> {
     let (a, b) = (Address::Player(1), Address::Player(2));
     let send = Commit {
         owner: a,
         writes: vec![],
-        sends: vec![msg(b.clone(), "gift", "1")],
+        sends: vec![msg(b.clone(), kind, body)],
         ack: None,
         fence: None,
         pushes: vec![],
@@ -135,6 +149,36 @@ async fn a_message_relayed_twice_is_applied_once_by_a_bus_that_did_not_read_it()
         let other = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
         let copies = a_gift_relayed_twice(&bus, name, url, &ns).await;
         commit_both_copies(&other, name, copies).await;
+    }
+}
+
+/// Redis only: a frame for the client relayed twice from an outbox (a crash between the
+/// relay's append and its outbox delete) is logged once when its owner takes the frames,
+/// both copies in one call or each in its own, and both copies are acknowledged.
+#[tokio::test]
+async fn a_frame_relayed_twice_is_pushed_once() {
+    for (name, url) in redis_flavours() {
+        for together in [true, false] {
+            let ns = fresh_namespace();
+            let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+            let b = Address::Player(2);
+            let lease = bus.acquire_lease(&b, "host-a", Duration::from_secs(30)).await.unwrap().expect("free");
+            let copies = relayed_twice(&bus, name, url, &ns, "$frame", "you got mail").await;
+            let ids: Vec<_> = copies.iter().map(|d| d.id.clone()).collect();
+            let taken = if together {
+                bus.take_pushes(&b, lease.token, &ids).await.unwrap()
+            } else {
+                let first = bus.take_pushes(&b, lease.token, &ids[..1]).await.unwrap();
+                let second = bus.take_pushes(&b, lease.token, &ids[1..]).await.unwrap();
+                assert!(second.is_empty(), "{name}: the later copy is not logged again: {second:?}");
+                first
+            };
+            let once = vec![warren_bus::Push { seq: 1, frame: b"you got mail".to_vec() }];
+            assert_eq!(taken, once, "{name} (together: {together}): logged once");
+            assert_eq!(bus.pushes(&b, 0).await.unwrap().pushes, once, "{name}");
+            assert_eq!(bus.pushes(&b, 0).await.unwrap().last, 1, "{name}");
+            assert!(bus.read_pending(&b).await.unwrap().is_empty(), "{name}: both copies acknowledged");
+        }
     }
 }
 

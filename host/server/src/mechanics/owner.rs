@@ -608,6 +608,22 @@ pub trait Occupant<W: World>: Send {
     fn idle(&mut self, q: &mut OwnedQueue<W>) -> impl Future<Output = Control> + Send;
 }
 
+/// How many messages of one batch are settled between two looks at the occupant's events.
+const EVENTS_EVERY: usize = 16;
+
+/// Handles the occupant's next event if one is ready, without waiting.
+async fn poll_event<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O) -> Control {
+    let ready = tokio::select! {
+        biased;
+        event = o.event() => Some(event),
+        () = std::future::ready(()) => None,
+    };
+    match ready {
+        Some(event) => o.on_event(event, q).await,
+        None => Control::Continue,
+    }
+}
+
 /// Serves `q` for `o` until the occupant stops or the lease is lost. Queue reads happen
 /// outside the `select!`, so none is ever dropped half-done.
 pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O) -> Ended {
@@ -640,7 +656,12 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                 }
                 continue;
             }
-            for d in batch {
+            for (n, d) in batch.into_iter().enumerate() {
+                // A long batch (the pending messages taken over with a queue) does not keep
+                // the occupant's own events (the client's first frame) waiting to its end.
+                if n > 0 && n % EVENTS_EVERY == 0 && poll_event(q, o).await == Control::Stop {
+                    return Ended::Stopped;
+                }
                 let max_hops = q.logic.sandbox.quotas.max_hops;
                 let outcome = if d.envelope.hops >= max_hops {
                     // A storm of messages causing one another stops here, whatever the
@@ -675,17 +696,8 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
             }
             // However long the queue, the occupant's own events (a client's frame or
             // disconnect, a room's tick) are looked at between two batches.
-            if due {
-                let ready = tokio::select! {
-                    biased;
-                    event = o.event() => Some(event),
-                    () = std::future::ready(()) => None,
-                };
-                if let Some(event) = ready
-                    && o.on_event(event, q).await == Control::Stop
-                {
-                    return Ended::Stopped;
-                }
+            if due && poll_event(q, o).await == Control::Stop {
+                return Ended::Stopped;
             }
             continue;
         }
