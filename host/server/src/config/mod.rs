@@ -498,7 +498,10 @@ impl HostConfig {
             return Err(format!("bus.connect_timeout_ms must be 1..=60000, not {}", bus.connect_timeout_ms));
         }
         if bus.response_timeout_ms > 600_000 {
-            return Err(format!("bus.response_timeout_ms must be 0..=600000 (0: none), not {}", bus.response_timeout_ms));
+            return Err(format!(
+                "bus.response_timeout_ms must be 0..=600000 (0: none), not {}",
+                bus.response_timeout_ms
+            ));
         }
         let b = &self.battleapp;
         if b.checkpoint_ticks == 0 || b.checkpoint_ticks > 10_000 {

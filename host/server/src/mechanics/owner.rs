@@ -21,17 +21,17 @@
 
 use crate::mechanics::deliver::{self, Verdict};
 use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
+pub use crate::mechanics::handles::Handles;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, emit_logs, from_bus, outbound};
+pub use crate::mechanics::occupant::{Control, Ended, Occupant, Routed};
 use crate::mechanics::quota::{Admission, Heat};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId, Receipt, Request};
-use warren_runtime::{
-    Baseapp, Battle, CallEnv, CallError, CallResult, Effects, Guild, Instance, Matchmaker, Message, Team, World,
-};
+use warren_runtime::{CallEnv, CallError, CallResult, Effects, Instance, Message, World};
 
 /// The first wait after the message center failed; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -58,68 +58,6 @@ impl Target {
     /// An entity whose keys sit under `<id>/` in its group's state.
     pub fn in_group(entity: Address, id: u64) -> Target {
         Target { entity, prefix: format!("{id}/") }
-    }
-}
-
-/// A world whose entities handle queue messages: the role's typed call.
-pub trait Handles: World {
-    /// Calls the handler of `entity` for `msg`. An entity of the wrong kind is refused.
-    fn on_message(
-        i: &mut Instance<Self>,
-        st: &mut EntityState,
-        env: CallEnv,
-        to: &Address,
-        msg: &Message,
-    ) -> CallResult;
-}
-
-fn wrong_kind(role: &str, to: &Address) -> CallResult {
-    Err(CallError::Rejected(format!("{} is not an entity of the {role} role", to.tag())))
-}
-
-/// `Handles` for a world whose entities are one kind of address, called with its key.
-macro_rules! handles {
-    ($world:ty, $variant:ident) => {
-        impl Handles for $world {
-            fn on_message(
-                i: &mut Instance<Self>,
-                st: &mut EntityState,
-                env: CallEnv,
-                to: &Address,
-                msg: &Message,
-            ) -> CallResult {
-                match to {
-                    Address::$variant(key) => i.on_message(st, env, key.clone(), msg),
-                    other => wrong_kind(Self::NAME, other),
-                }
-            }
-        }
-    };
-}
-
-handles!(Baseapp, Player);
-handles!(Guild, Guild);
-handles!(Team, Team);
-
-impl Handles for Matchmaker {
-    fn on_message(
-        i: &mut Instance<Self>,
-        st: &mut EntityState,
-        env: CallEnv,
-        to: &Address,
-        msg: &Message,
-    ) -> CallResult {
-        match to {
-            Address::MatchQueue(q) => i.on_message(st, env, q, msg),
-            other => wrong_kind(Self::NAME, other),
-        }
-    }
-}
-
-impl Handles for Battle {
-    /// Rooms take their own messages (`$create`, `$input`); no room handler takes others.
-    fn on_message(_: &mut Instance<Self>, _: &mut EntityState, _: CallEnv, to: &Address, _: &Message) -> CallResult {
-        wrong_kind(Self::NAME, to)
     }
 }
 
@@ -540,72 +478,6 @@ pub fn screen_frames(owner: &Address, effects: &Effects) -> Vec<Vec<u8>> {
     let mine = |p: &u64| *owner == Address::Player(*p);
     let pushed = effects.pushes.iter().filter(|(p, _)| mine(p)).map(|(_, f)| f.clone());
     effects.replies.iter().cloned().chain(pushed).collect()
-}
-
-/// What the role does with a queue message before any handler sees it.
-pub enum Routed {
-    /// Settle it by the policy, as a message for this target.
-    Handle(Target),
-    /// The role took care of it (a message of the host's own, `$frame`, `$kick`).
-    Done,
-    /// No entity of the role can take it (misaddressed): set it aside with this error.
-    Misaddressed(String),
-    /// The role settled it itself (a room's input, journaled by the room): go on as the
-    /// policy would with this outcome.
-    Outcome(Settled),
-}
-
-/// Whether the loop goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Go on.
-    Continue,
-    /// End the loop and release the queue (a drain, a session that ended).
-    Stop,
-}
-
-/// How the loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// The occupant asked to stop: give the lease back.
-    Stopped,
-    /// The lease is gone (taken or expired): write nothing more.
-    Lost,
-}
-
-/// The role's side of an owned queue: only what differs between roles.
-pub trait Occupant<W: World>: Send {
-    /// An event of the role's own (a client frame, a drain, a tick).
-    type Event: Send;
-
-    /// Settles what it can of a batch just read, all at once, before the policy takes the
-    /// rest one by one (a session moves the frames for its client to the push log in one
-    /// step). What it settled it removes from `batch`; an error is the policy's to handle
-    /// (the whole batch stays pending).
-    fn taken(
-        &mut self,
-        batch: &mut Vec<Delivery>,
-        q: &mut OwnedQueue<W>,
-    ) -> impl Future<Output = Result<(), BusError>> + Send {
-        let _ = (batch, q);
-        async { Ok(()) }
-    }
-
-    /// Maps a message to its target, or handles a host message itself.
-    fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<W>) -> impl Future<Output = Routed> + Send;
-
-    /// What to do once a message is settled (tell a client, count it).
-    fn settled(&mut self, d: &Delivery, outcome: Settled) -> impl Future<Output = ()> + Send;
-
-    /// The next event of the role's own; must be cancel-safe (it races queue news).
-    fn event(&mut self) -> impl Future<Output = Self::Event> + Send;
-
-    /// Handles an event of the role's own.
-    fn on_event(&mut self, event: Self::Event, q: &mut OwnedQueue<W>) -> impl Future<Output = Control> + Send;
-
-    /// Between two messages and before every wait: flush what is due, and say whether to
-    /// go on. A drain stops here, after a commit, never in the middle of a message.
-    fn idle(&mut self, q: &mut OwnedQueue<W>) -> impl Future<Output = Control> + Send;
 }
 
 /// How many messages of one batch are settled between two looks at the occupant's events.

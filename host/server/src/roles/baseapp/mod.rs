@@ -7,13 +7,15 @@ use crate::mechanics::cluster::{Host, shutdown_signal};
 use crate::mechanics::logic::LogicPool;
 use crate::role::Role;
 pub mod edge;
+mod frames;
+pub mod players;
 pub mod session;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::routing::get;
-use session::PlayerHost;
+use players::PlayerHost;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

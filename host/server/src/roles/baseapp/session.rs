@@ -17,23 +17,18 @@
 //! a commit whose answer was lost is found out ([`warren_bus::Bus::resolve`]) rather than
 //! reported as failed.
 
-use super::edge::{Requests, Screen, decode_outcome, encode_outcome};
-use crate::mechanics::doorbell::Doorbells;
-use crate::mechanics::lease::Held;
-use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, fresh_env};
+use super::edge::{Requests, Screen};
+use super::players::{PlayerHost, SocketCount, claim, release, take_player};
+use crate::mechanics::logic::{CLIENT_FRAME, fresh_env};
 use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy, screen_frames};
-use crate::protocol::{self, ClientFrame, Meta};
-use crate::roles::battleapp::place_room;
-use crate::roles::battleapp::room::INPUT;
+use crate::protocol::{self, ClientFrame};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
-use warren_bus::{Address, Bus, BusError, Delivery, MessageId, Outbound, Push, Request};
+use warren_bus::{Address, BusError, Delivery, MessageId, Push};
 use warren_runtime::{Baseapp, CallError, Effects};
 
 /// Most messages taken from the player's queue in one read.
@@ -45,118 +40,36 @@ pub const KICK: &str = "$kick";
 /// reads and drops the client's frames meanwhile, so the kernel never resets the
 /// connection over unread bytes and the last frames arrive).
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// The role whose live members may hold players' leases.
-const MEMBERS: &str = "baseapp";
-
-/// What a baseapp's sessions share.
-pub struct PlayerHost {
-    /// The message center.
-    pub bus: Bus,
-    /// The player logic.
-    pub logic: Arc<LogicPool<Baseapp>>,
-    /// Per player here: the lock a session holds while it owns the player, and the way to
-    /// end that session when the player logs in again.
-    pub sessions: Mutex<HashMap<u64, PlayerSlot>>,
-    /// This host's name: the holder of its players' leases.
-    pub holder: String,
-    /// Wakes sessions when their queue has news.
-    pub bells: Arc<Doorbells>,
-    /// Lease time of a player.
-    pub lease_ttl: Duration,
-    /// Set when the host is stopping: every session ends.
-    pub closing: watch::Sender<bool>,
-    /// Client sockets open, those closing included: a stopping host waits for them, so
-    /// every socket gets its last frames and its close handshake.
-    sockets: AtomicUsize,
-}
-
-impl PlayerHost {
-    /// A baseapp's session host.
-    pub fn new(
-        bus: Bus,
-        logic: Arc<LogicPool<Baseapp>>,
-        holder: String,
-        bells: Arc<Doorbells>,
-        lease_ttl: Duration,
-    ) -> PlayerHost {
-        PlayerHost {
-            bus,
-            logic,
-            sessions: Mutex::default(),
-            holder,
-            bells,
-            lease_ttl,
-            closing: watch::channel(false).0,
-            sockets: AtomicUsize::new(0),
-        }
-    }
-
-    /// How many sessions are open.
-    pub fn open_sessions(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// How many client sockets are open (sessions, logins, sockets closing).
-    pub fn open_sockets(&self) -> usize {
-        self.sockets.load(Ordering::Acquire)
-    }
-}
-
-/// Counts a socket open while it lives.
-struct SocketCount<'h>(&'h AtomicUsize);
-
-impl<'h> SocketCount<'h> {
-    fn new(n: &'h AtomicUsize) -> SocketCount<'h> {
-        n.fetch_add(1, Ordering::AcqRel);
-        SocketCount(n)
-    }
-}
-
-impl Drop for SocketCount<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A player's ownership on this host.
-#[derive(Default)]
-pub struct PlayerSlot {
-    /// Held by the session that owns the player; the next session waits for it, so two
-    /// sessions never hold the player's state at once.
-    owner: Arc<tokio::sync::Mutex<()>>,
-    /// The newest session's id and the sender that ends it.
-    newest: Option<(u64, oneshot::Sender<()>)>,
-}
 
 /// One player's session: the role's side of the player's owned queue
 /// ([`OwnedQueue`]), plus the client's socket.
-struct Session<'h> {
-    host: &'h PlayerHost,
-    player: u64,
+pub(super) struct Session<'h> {
+    pub(super) host: &'h PlayerHost,
+    pub(super) player: u64,
     /// The battle room the player is in, if any.
-    room: Option<u64>,
+    pub(super) room: Option<u64>,
     /// Frames for the client, sent at the next flush.
-    out: Vec<String>,
+    pub(super) out: Vec<String>,
     /// What of the push log this socket was sent and the client acknowledged.
-    screen: Screen,
+    pub(super) screen: Screen,
     /// The player's requests known applied, and those whose outcome is unknown.
-    requests: Requests,
+    pub(super) requests: Requests,
     /// Pushes read at login, sent after the login's answers.
-    unsent_pushes: Option<Vec<Push>>,
+    pub(super) unsent_pushes: Option<Vec<Push>>,
     /// Why the session must end, once the client has been told.
-    ended: Option<Ending>,
+    pub(super) ended: Option<Ending>,
     /// The client's socket, both ways.
-    sink: Sink,
-    stream: SplitStream<WebSocket>,
+    pub(super) sink: Sink,
+    pub(super) stream: SplitStream<WebSocket>,
     /// Fires when a newer session of the player on this host wants it; `None` once fired.
-    kicked: Option<oneshot::Receiver<()>>,
+    pub(super) kicked: Option<oneshot::Receiver<()>>,
     /// The host is stopping.
-    closing: watch::Receiver<bool>,
+    pub(super) closing: watch::Receiver<bool>,
 }
 
 /// Why the host ends a session: the reason the client reads and the close code.
 #[derive(Debug, Clone, Copy)]
-struct Ending {
+pub(super) struct Ending {
     reason: &'static str,
     code: u16,
 }
@@ -164,13 +77,13 @@ struct Ending {
 /// A newer login took the player.
 const KICKED: Ending = Ending { reason: "logged in elsewhere", code: 4001 };
 /// The lease is gone.
-const MOVED: Ending = Ending { reason: "this session moved to another server; log in again", code: 4002 };
+pub(super) const MOVED: Ending = Ending { reason: "this session moved to another server; log in again", code: 4002 };
 /// The host is stopping (RFC 6455's 1012, service restart).
 const RESTARTING: Ending =
     Ending { reason: "the server is restarting; log in again to resume where you were", code: 1012 };
 
 /// What the session waits for besides its queue.
-enum SessionEvent {
+pub(super) enum SessionEvent {
     /// A newer session of the player on this host.
     Kicked,
     /// The host is stopping (or its closing signal went away).
@@ -315,41 +228,6 @@ async fn close(mut sink: Sink, mut stream: SplitStream<WebSocket>, code: u16, re
     let _ = sink.close().await;
 }
 
-/// Takes the player's lease for this host. If another host holds it, asks that session to
-/// end (a `$kick` naming its token) and waits for the lease — taken over at once from a
-/// holder that is no longer a live baseapp, else at most a lease time and a bit, after
-/// which the other host must be gone or stuck.
-async fn take_player(host: &PlayerHost, player: u64) -> Result<Option<Held>, BusError> {
-    let owner = Address::Player(player);
-    let deadline = tokio::time::Instant::now() + host.lease_ttl + Duration::from_secs(2);
-    let mut kicked = None;
-    loop {
-        let members = host.bus.members(MEMBERS).await?;
-        if let Some(held) =
-            Held::acquire_or_take_over(&host.bus, &owner, &host.holder, host.lease_ttl, &members).await?
-        {
-            return Ok(Some(held));
-        }
-        if let Some((_, token)) = host.bus.lease_holder(&owner).await?
-            && kicked != Some(token)
-        {
-            let kick = Outbound {
-                to: owner.clone(),
-                sender: None,
-                kind: KICK.into(),
-                body: token.to_string().into(),
-                hops: 0,
-            };
-            host.bus.send(kick).await?;
-            kicked = Some(token);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn login_refusal(e: &CallError) -> String {
     match e {
         CallError::Rejected(reason) => format!("login refused: {reason}"),
@@ -357,43 +235,8 @@ fn login_refusal(e: &CallError) -> String {
     }
 }
 
-/// Makes this the player's newest session here, ends the older one, and waits until the
-/// older one has finished (logout and last commit included) before taking the player.
-async fn claim(host: &PlayerHost, player: u64) -> (u64, oneshot::Receiver<()>, tokio::sync::OwnedMutexGuard<()>) {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let (kick, kicked) = oneshot::channel();
-    let owner = {
-        let mut sessions = host.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = sessions.entry(player).or_default();
-        if let Some((_, older)) = slot.newest.replace((id, kick)) {
-            let _ = older.send(());
-        }
-        slot.owner.clone()
-    };
-    (id, kicked, owner.lock_owned().await)
-}
-
-fn release(host: &PlayerHost, player: u64, session_id: u64) {
-    let mut sessions = host.sessions.lock().unwrap_or_else(|e| e.into_inner());
-    // Only the newest session removes the slot: a newer one may be waiting on its lock.
-    if sessions.get(&player).and_then(|s| s.newest.as_ref()).is_some_and(|(id, _)| *id == session_id) {
-        sessions.remove(&player);
-    }
-}
-
-/// A fresh random number (request keys and attempts of frames without a key).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-    );
-    h.finish()
-}
-
 impl Session<'_> {
-    fn owner(&self) -> Address {
+    pub(super) fn owner(&self) -> Address {
         Address::Player(self.player)
     }
 
@@ -461,181 +304,8 @@ impl Session<'_> {
     }
 
     /// Queues a committed call's replies for the client.
-    fn replies(&mut self, effects: &Effects) {
+    pub(super) fn replies(&mut self, effects: &Effects) {
         self.out.extend(effects.replies.iter().map(|r| String::from_utf8_lossy(r).into_owned()));
-    }
-
-    /// Queues the end of the answer to a frame with `key`.
-    fn done(&mut self, key: Option<&str>) {
-        if let Some(key) = key {
-            self.out.push(protocol::done(key));
-        }
-    }
-
-    /// Answers a frame whose key was applied before with the first answer.
-    async fn answer_again(&mut self, key: &str) {
-        match self.host.bus.request_outcome(&self.owner(), key).await {
-            Ok(Some(outcome)) => {
-                self.out.extend(decode_outcome(&outcome));
-                self.done(Some(key));
-            }
-            Ok(None) => {
-                self.out.push(protocol::error("that request was applied before; its answer is no longer kept"));
-                self.done(Some(key));
-            }
-            Err(e) => self.out.push(protocol::unknown(Some(key), &format!("the server is busy: {e}"))),
-        }
-    }
-
-    /// A frame from the client.
-    async fn client(&mut self, text: &[u8], q: &mut OwnedQueue<Baseapp>) {
-        let host = self.host;
-        let (frame, meta) = match protocol::parse(text) {
-            Ok(parsed) => parsed,
-            Err(reason) => return self.out.push(protocol::error(&reason)),
-        };
-        if let Some(ack) = meta.ack {
-            self.screen.ack(ack);
-        }
-        let key = meta.key.as_deref();
-        match frame {
-            ClientFrame::Ack => {}
-            ClientFrame::Login { .. } => {
-                self.out.push(protocol::error("already logged in"));
-                self.done(key);
-            }
-            ClientFrame::BattleStart => {
-                match place_room(&host.bus, self.player, protocol::practice_setup(self.player)).await {
-                    Ok(placed) => {
-                        self.room = Some(placed.room);
-                        self.out.push(protocol::battle_started(placed.room, &placed.url, &placed.ticket));
-                    }
-                    Err(e) => self.out.push(protocol::error(&format!("cannot start a battle: {e}"))),
-                }
-                self.done(key);
-            }
-            // A client without a battle socket plays through its session: the input goes
-            // to the room's queue as the player's, the room's frames come back through the
-            // player's queue.
-            ClientFrame::BattleInput => {
-                match self.room {
-                    None => self.out.push(protocol::error("not in a battle: send {\"type\":\"battle.start\"} first")),
-                    Some(room) => {
-                        let input = Outbound {
-                            to: Address::Battle(room),
-                            sender: Some(Address::Player(self.player)),
-                            kind: INPUT.into(),
-                            body: text.to_vec(),
-                            hops: 0,
-                        };
-                        if let Err(e) = host.bus.send(input).await {
-                            self.out.push(protocol::error(&format!("input not taken, send it again: {e}")));
-                        }
-                    }
-                }
-                self.done(key);
-            }
-            ClientFrame::Game => self.game(text, meta, q).await,
-        }
-    }
-
-    /// A frame for the baseapp module: called, committed with its request's record, and
-    /// answered with the truth — applied, refused, not saved, or (when even that cannot
-    /// be found out) unknown, to be sent again with the same key.
-    async fn game(&mut self, text: &[u8], meta: Meta, q: &mut OwnedQueue<Baseapp>) {
-        let key = meta.key.as_deref();
-        if let Some(key) = key {
-            if self.requests.was_applied(key) {
-                return self.answer_again(key).await;
-            }
-            if let Some(&attempt) = self.requests.unresolved.get(key) {
-                match self.host.bus.resolve(&self.owner(), key, attempt).await {
-                    Ok(Some(_)) => {
-                        self.requests.applied(key.to_owned());
-                        return self.answer_again(key).await;
-                    }
-                    // That attempt never applies now: this one goes ahead.
-                    Ok(None) => {
-                        self.requests.unresolved.remove(key);
-                    }
-                    Err(e) => {
-                        let reason = format!("the server cannot tell yet whether it was saved: {e}");
-                        return self.out.push(protocol::unknown(Some(key), &reason));
-                    }
-                }
-            }
-        }
-        let (frame, player) = (text.to_vec(), self.player);
-        let me = Target::whole(Address::Player(player));
-        let effects = match q.call(&me, fresh_env(), move |i, st, env| i.on_client(st, env, player, &frame)).await {
-            Ok(Ok(effects)) => effects,
-            Ok(Err(CallError::Rejected(reason))) => {
-                self.out.push(protocol::error(&reason));
-                return self.done(key);
-            }
-            Ok(Err(fault)) => {
-                tracing::warn!(player = self.player, cause = fault.cause(), error = %fault, "client frame failed");
-                self.out.push(protocol::error(&format!("the server could not handle that ({})", fault.cause())));
-                return self.done(key);
-            }
-            // Nothing ran: the player's state could not be read.
-            Err(e) => {
-                self.out.push(protocol::error(&format!("the server is busy, try again ({e})")));
-                return self.done(key);
-            }
-        };
-        // A frame without a key still gets one, so that a lost answer can be found out.
-        let request_key = key.map(str::to_owned).unwrap_or_else(|| format!("h/{:016x}", random_u64()));
-        let outcome = if key.is_some() { encode_outcome(&effects.replies) } else { Vec::new() };
-        let attempt = random_u64();
-        let request = Request { key: request_key.clone(), attempt, outcome };
-        let failure = match q.commit_request(&me, &effects, request).await {
-            Ok(_) => None,
-            Err(BusError::RequestDecided { applied: true, .. }) => {
-                if let Some(key) = key {
-                    self.requests.applied(key.to_owned());
-                    return self.answer_again(key).await;
-                }
-                None
-            }
-            Err(e @ BusError::StaleOwner { .. }) => {
-                self.ended = Some(MOVED);
-                self.out.push(protocol::error(&format!("not saved: {e}")));
-                return self.done(key);
-            }
-            Err(e) => Some(e),
-        };
-        let applied = match failure {
-            None => true,
-            // The answer was lost (a timeout, a dropped connection): find out.
-            Some(e) => match self.host.bus.resolve(&self.owner(), &request_key, attempt).await {
-                Ok(found) => found.is_some(),
-                Err(again) => {
-                    tracing::warn!(player, error = %e, then = %again, "commit outcome unknown");
-                    if let Some(key) = key {
-                        self.requests.unresolved.insert(key.to_owned(), attempt);
-                    }
-                    let reason = match key {
-                        Some(_) => format!(
-                            "the server cannot tell yet whether it was saved ({e}): send it again with the same key"
-                        ),
-                        None => {
-                            format!("the server cannot tell yet whether it was saved ({e}): look before you try again")
-                        }
-                    };
-                    return self.out.push(protocol::unknown(key, &reason));
-                }
-            },
-        };
-        if applied {
-            if let Some(key) = key {
-                self.requests.applied(key.to_owned());
-            }
-            self.replies(&effects);
-        } else {
-            self.out.push(protocol::error("not saved, try again"));
-        }
-        self.done(key);
     }
 
     /// Moves frames for the client from the queue to the push log and queues them.
