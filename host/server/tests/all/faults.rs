@@ -1,18 +1,11 @@
 //! The message center failing under a host, on the embedded bus with faults injected: a
 //! bus error is never a refusal and never acknowledges a message.
 
-use crate::Dev;
+use crate::{Dev, embedded};
 use serde_json::json;
 use std::time::Duration;
 use warren_bus::{Address, Bus, Op, Outbound};
 use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
-
-fn embedded(bus: &Bus) -> &warren_bus::EmbeddedBus {
-    match bus {
-        Bus::Embedded(b) => b,
-        Bus::Redis(_) => unreachable!("these tests inject faults into an embedded bus"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() {

@@ -149,6 +149,14 @@ impl Client {
     }
 }
 
+/// The embedded bus behind `bus`, to inject faults into.
+pub fn embedded(bus: &Bus) -> &warren_bus::EmbeddedBus {
+    match bus {
+        Bus::Embedded(b) => b,
+        Bus::Redis(_) => unreachable!("these tests inject faults into an embedded bus"),
+    }
+}
+
 /// A number in a player's stored profile (`gold`, `xp`, ...), as the message center holds it.
 pub async fn stored(bus: &Bus, player: u64, field: &str) -> u64 {
     let state = bus.load_state(&warren_bus::Address::Player(player)).await.unwrap();

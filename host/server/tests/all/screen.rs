@@ -3,7 +3,7 @@
 //! a commit whose answer is lost is found out, and a session the host ends gets its last
 //! frames and a close handshake. The same on real Redis and processes: `edge`.
 
-use crate::{Client, Dev, FRAME_WAIT};
+use crate::{Client, Dev, FRAME_WAIT, embedded};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -128,13 +128,6 @@ async fn a_keyed_frame_sent_again_is_applied_once_and_answered_alike() {
     c.send(json!({"type": "shop.buy", "item": "potion", "count": 2, "req": "buy-2"})).await;
     answer(&mut c, "buy-2").await;
     assert_eq!(crate::stored(&bus, player, "gold").await, before - 40);
-}
-
-fn embedded(bus: &Bus) -> &warren_bus::EmbeddedBus {
-    match bus {
-        Bus::Embedded(b) => b,
-        Bus::Redis(_) => unreachable!("these tests inject faults into an embedded bus"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
