@@ -11,14 +11,14 @@ use warren_test_guests as guests;
 use warren_testkit::{Process, RedisCluster, RedisServer};
 
 /// How long a test waits for the cluster to settle or drain before it fails.
-const SETTLE: Duration = Duration::from_secs(60);
+pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 
-fn warren() -> &'static str {
+pub(crate) fn warren() -> &'static str {
     env!("CARGO_BIN_EXE_warren")
 }
 
 /// Common host flags.
-fn host_args(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Vec<String> {
+pub(crate) fn host_args(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Vec<String> {
     ["--redis", url, "--groups", &groups.to_string(), "--name", name, "--lease-ttl-ms", &lease_ttl_ms.to_string()]
         .map(String::from)
         .to_vec()
@@ -27,7 +27,7 @@ fn host_args(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Vec<Strin
 /// A host config for loads whose players never read the guild's answers: their queues are
 /// not capped, so no request is refused for a full queue (these tests count every request
 /// applied exactly once; the caps are tested in `sandbox`).
-fn uncapped_queues() -> &'static str {
+pub(crate) fn uncapped_queues() -> &'static str {
     static FILE: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
     &FILE
         .get_or_init(|| {
@@ -41,7 +41,7 @@ fn uncapped_queues() -> &'static str {
 }
 
 /// Starts `warren guild` and waits until it serves.
-fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Process {
+pub(crate) fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Process {
     let mut args = vec!["guild".to_owned(), "--config".into(), uncapped_queues().into()];
     args.extend(host_args(url, groups, name, lease_ttl_ms));
     let mut p = Process::start(name, warren(), &args);
@@ -50,7 +50,7 @@ fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> Process 
 }
 
 /// Starts `warren baseapp` on a free port and returns it with its address.
-fn baseapp(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> (Process, SocketAddr) {
+pub(crate) fn baseapp(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> (Process, SocketAddr) {
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
     args.extend(host_args(url, groups, name, lease_ttl_ms));
     let mut p = Process::start(name, warren(), &args);

@@ -5,6 +5,8 @@ mod battleapp;
 mod cluster;
 mod config;
 mod dev;
+mod edge;
+mod edge_client;
 mod faults;
 mod game;
 mod sandbox;
