@@ -39,8 +39,8 @@ pub enum BuildError {
         /// wit-component's reason.
         detail: String,
     },
-    /// A script's Cargo.toml does not say its role.
-    #[error("{0}: set `[package.metadata.warren] role = \"baseapp\"` (or battle, guild, team, matchmaker)")]
+    /// A script's Cargo.toml has a `[package.metadata.warren]` table without a role.
+    #[error("{0}: set `role = \"baseapp\"` (or battle, guild, team, matchmaker) in `[package.metadata.warren]`")]
     NoRole(PathBuf),
 }
 
@@ -63,6 +63,9 @@ pub struct GuestBuilder {
     pub target_dir: PathBuf,
     /// The cargo to run.
     pub cargo: PathBuf,
+    /// Build with `--locked` (the lock file must not change): for CI and the test
+    /// harness; a modder's `warren build` lets cargo add a new crate to the lock file.
+    pub locked: bool,
 }
 
 impl GuestBuilder {
@@ -71,7 +74,7 @@ impl GuestBuilder {
         let workspace = workspace.into();
         let target_dir = workspace.join("target").join("guests");
         let cargo = std::env::var_os("CARGO").map(PathBuf::from).unwrap_or_else(|| "cargo".into());
-        GuestBuilder { workspace, target_dir, cargo }
+        GuestBuilder { workspace, target_dir, cargo, locked: true }
     }
 
     /// Builds one guest (release) and returns the component's bytes. Each guest is built
@@ -81,10 +84,13 @@ impl GuestBuilder {
         check_target()?;
         let mut cmd = Command::new(&self.cargo);
         cmd.current_dir(&self.workspace)
-            .args(["build", "--release", "--locked", "--target", GUEST_TARGET, "-p", &guest.package])
+            .args(["build", "--release", "--target", GUEST_TARGET, "-p", &guest.package])
             .arg("--target-dir")
             .arg(&self.target_dir)
             .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+        if self.locked {
+            cmd.arg("--locked");
+        }
         if !guest.features.is_empty() {
             cmd.arg("--features").arg(guest.features.join(","));
         }
@@ -121,7 +127,9 @@ pub struct Script {
     pub role: String,
 }
 
-/// Lists the script crates in `dir` (each subfolder with a Cargo.toml), sorted by name.
+/// Lists the script crates in `dir` (each subfolder with a Cargo.toml whose
+/// `[package.metadata.warren]` names a role), sorted by name. A crate without that table
+/// is a library the scripts share, and is left out.
 pub fn find_scripts(dir: &Path) -> Result<Vec<Script>, BuildError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -140,12 +148,10 @@ pub fn find_scripts(dir: &Path) -> Result<Vec<Script>, BuildError> {
         })?;
         let package = doc.get("package").and_then(|p| p.as_table());
         let name = package.and_then(|p| p.get("name")).and_then(|n| n.as_str());
-        let role = package
-            .and_then(|p| p.get("metadata"))
-            .and_then(|m| m.get("warren"))
-            .and_then(|w| w.get("role"))
-            .and_then(|r| r.as_str());
-        match (name, role) {
+        let Some(warren) = package.and_then(|p| p.get("metadata")).and_then(|m| m.get("warren")) else {
+            continue;
+        };
+        match (name, warren.get("role").and_then(|r| r.as_str())) {
             (Some(name), Some(role)) => scripts.push(Script { package: name.to_owned(), role: role.to_owned() }),
             _ => return Err(BuildError::NoRole(manifest)),
         }

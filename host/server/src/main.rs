@@ -26,7 +26,8 @@ enum Command {
         #[arg(long)]
         modules: Option<PathBuf>,
     },
-    /// A terminal game client: one frame per line, JSON or `type key=value ...`.
+    /// A terminal game client: one frame per line, JSON or `type key=value ...`. At the
+    /// end of its input it waits for the last answers, then leaves (for shell scripts).
     Play {
         /// The name to log in with.
         #[arg(long)]
@@ -34,6 +35,12 @@ enum Command {
         /// The server's WebSocket.
         #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
         url: String,
+        /// After the end of the input, leave once no frame came for this long (ms).
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+        /// Print only the server's frames, one JSON object per line (nothing else on stdout).
+        #[arg(long)]
+        json: bool,
     },
     /// A baseapp of a cluster: player sessions on a WebSocket (/ws), players owned by lease.
     Baseapp {
@@ -72,7 +79,8 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
-    /// Builds every crate in scripts/ into modules/<role>.wasm.
+    /// Builds every script crate in scripts/ into modules/<role>.wasm (crates without
+    /// [package.metadata.warren] are shared libraries, not built on their own).
     Build {
         /// The workspace holding scripts/.
         #[arg(long, default_value = ".")]
@@ -80,6 +88,9 @@ enum Command {
         /// Where to write the modules.
         #[arg(long, default_value = "modules")]
         out: PathBuf,
+        /// Build only the script of this role (baseapp, battle, guild, team, matchmaker).
+        #[arg(long)]
+        role: Option<String>,
     },
 }
 
@@ -157,10 +168,13 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }),
-        Command::Build { workspace, out } => warren::tools::build::build_scripts(&workspace, &out),
-        Command::Play { name, url } => {
+        Command::Build { workspace, out, role } => {
+            warren::tools::build::build_scripts(&workspace, &out, role.as_deref())
+        }
+        Command::Play { name, url, wait_ms, json } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(warren::tools::play::play(&url, &name))
+            let options = warren::tools::play::Options { wait: std::time::Duration::from_millis(wait_ms), json };
+            rt.block_on(warren::tools::play::play(&url, &name, options))
         }
         Command::Dev { config, listen, modules } => {
             let mut cfg = match config {

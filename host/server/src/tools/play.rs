@@ -6,6 +6,7 @@
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,25 +32,47 @@ pub fn frame_of(line: &str) -> Result<Value, String> {
     Ok(Value::Object(frame))
 }
 
-/// Connects to `url`, logs in as `name`, then plays lines from stdin until it ends.
-pub async fn play(url: &str, name: &str) -> anyhow::Result<()> {
+/// How `warren play` behaves around its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// After the input ends, leave once no frame came for this long.
+    pub wait: Duration,
+    /// Print only frames (notes go to stderr).
+    pub json: bool,
+}
+
+/// Connects to `url`, logs in as `name`, then plays lines from stdin until it ends and
+/// the server has been quiet for `options.wait`.
+pub async fn play(url: &str, name: &str, options: Options) -> anyhow::Result<()> {
     let (ws, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?;
     let (mut sink, mut stream) = ws.split();
     let login = serde_json::json!({"type": "login", "name": name});
     sink.send(Message::text(login.to_string())).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut input_open = true;
     // The last push printed: one numbered at or below it was printed already.
     let mut shown = 0u64;
+    let note = |text: &str| {
+        if options.json { eprintln!("{text}") } else { println!("{text}") }
+    };
     loop {
+        // Once the input is over, each quiet `wait` is the end.
+        let quiet = async {
+            if input_open { std::future::pending::<()>().await } else { tokio::time::sleep(options.wait).await }
+        };
         tokio::select! {
-            line = lines.next_line() => match line? {
-                None => return Ok(()),
+            line = lines.next_line(), if input_open => match line? {
+                None => input_open = false,
                 Some(line) if line.trim().is_empty() => {}
                 Some(line) => match frame_of(&line) {
                     Ok(frame) => sink.send(Message::text(frame.to_string())).await?,
                     Err(e) => eprintln!("! {e}"),
                 },
             },
+            () = quiet => {
+                let _ = sink.send(Message::Close(None)).await;
+                return Ok(());
+            }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let seq = serde_json::from_str::<Value>(&text).ok().and_then(|f| f.get("seq").and_then(Value::as_u64));
@@ -63,8 +86,13 @@ pub async fn play(url: &str, name: &str) -> anyhow::Result<()> {
                         None => println!("{text}"),
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => {
-                    println!("(connection closed)");
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame.map(|f| format!(" ({} {})", u16::from(f.code), f.reason)).unwrap_or_default();
+                    note(&format!("(connection closed{why})"));
+                    return Ok(());
+                }
+                None => {
+                    note("(connection closed)");
                     return Ok(());
                 }
                 Some(Ok(_)) => {}

@@ -104,3 +104,30 @@ async fn a_message_that_keeps_failing_is_set_aside_and_the_queue_moves_on() {
     assert_eq!(got["kind"], "hello", "the poison message never reached a commit: {got}");
     assert_eq!(got["count"], 1, "no try of the failing message committed anything");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warren_play_plays_its_input_waits_for_the_answers_and_leaves() {
+    let dev = Dev::start(warren_test_guests::SCRIPT_BASEAPP, SCRIPT_BATTLE).await;
+    let url = format!("ws://{}/ws", dev.addr);
+    let run = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["play", "--name", "scripted", "--json", "--wait-ms", "2000", "--url", &url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("warren play starts");
+        // The whole input at once, then its end: the answers come after it.
+        child.stdin.take().unwrap().write_all(b"ping\nshop.buy item=potion count=2\n").unwrap();
+        child.wait_with_output().unwrap()
+    });
+    let out = tokio::time::timeout(FRAME_WAIT, run).await.expect("warren play leaves by itself").unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frames: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("--json prints only frames: {l:?}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["welcome", "profile", "pong", "bag", "profile"], "{frames:?}");
+}
