@@ -119,7 +119,7 @@ async fn exactly_once_through(fault: Fault) {
     let bus = Bus::redis_with_groups(&redis.url, GROUPS).await.unwrap();
     publish(&bus).await;
     let guild_hosts =
-        vec![guild_host(&redis.url, GROUPS, "guild-1", LEASE_MS), guild_host(&redis.url, GROUPS, "guild-2", LEASE_MS)];
+        [guild_host(&redis.url, GROUPS, "guild-1", LEASE_MS), guild_host(&redis.url, GROUPS, "guild-2", LEASE_MS)];
     let (mut b1, addr1) = baseapp(&redis.url, GROUPS, "base-1", LEASE_MS);
     let (b2, addr2) = baseapp(&redis.url, GROUPS, "base-2", LEASE_MS);
     let mut players = vec![];
@@ -127,7 +127,7 @@ async fn exactly_once_through(fault: Fault) {
         players.push(Player::login(if i % 2 == 0 { addr1 } else { addr2 }, &format!("p{i}")).await);
     }
     // Players 0, 2, 4 are on base-1, the one a baseapp fault strikes.
-    let on_b1 = |i: usize| i % 2 == 0;
+    let on_b1 = |i: usize| i.is_multiple_of(2);
     let guild = found_guild(&mut players).await;
     let ids: Vec<u64> = players.iter().map(|p| p.id).collect();
 
