@@ -34,6 +34,33 @@ pub fn message_from_wit(m: wit::Message) -> Message {
     Message { sender, kind: m.kind, body: m.body }
 }
 
+/// What a guest's panic hook writes before the call traps: the host reads the line back
+/// out of the failed call's logs, so a fault says where and why the guest panicked
+/// (`panicked at src/items.rs:42:9: index out of bounds ...`).
+pub const PANIC_PREFIX: &str = "panicked at ";
+
+/// Installs, once per instance, the panic hook that tells the host where and why the
+/// guest panicked (see [`PANIC_PREFIX`]). Every export calls it first.
+#[doc(hidden)]
+pub fn hook_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            // Bounded like any log line: the host caps what a call may write.
+            let mut line = format!("{PANIC_PREFIX}{at}: {message}");
+            line.truncate(line.floor_char_boundary(1024));
+            crate::log::write(crate::log::Level::Error, &line);
+        }));
+    });
+}
+
 /// Holds the one room of a battle instance between calls. A wasm instance is
 /// single-threaded, so a thread-local cell is the whole of its memory.
 #[doc(hidden)]
@@ -73,21 +100,26 @@ macro_rules! export_player {
             struct WarrenExport;
             impl ex::lifecycle::Guest for WarrenExport {
                 fn init() -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Player>::init().map_err(|r| r.0)
                 }
             }
             impl ex::player::Guest for WarrenExport {
                 fn on_login(player: u64, name: String) -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Player>::on_login(player, &name).map_err(|r| r.0)
                 }
                 fn on_client(player: u64, frame: Vec<u8>) -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Player>::on_client(player, &frame).map_err(|r| r.0)
                 }
                 fn on_message(player: u64, msg: wit::Message) -> Result<(), String> {
+                    $crate::__hook_panics();
                     let msg = $crate::__message_from_wit(msg);
                     <$ty as $crate::Player>::on_message(player, msg).map_err(|r| r.0)
                 }
                 fn on_logout(player: u64) -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Player>::on_logout(player).map_err(|r| r.0)
                 }
             }
@@ -109,19 +141,23 @@ macro_rules! export_room {
             struct WarrenExport;
             impl ex::lifecycle::Guest for WarrenExport {
                 fn init() -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Room>::init().map_err(|r| r.0)
                 }
             }
             impl ex::room::Guest for WarrenExport {
                 fn create(room: u64, setup: Vec<u8>) -> Result<(), String> {
+                    $crate::__hook_panics();
                     let r = <$ty as $crate::Room>::create(room, &setup).map_err(|r| r.0)?;
                     cell::put(r);
                     Ok(())
                 }
                 fn input(player: u64, input: Vec<u8>) -> Result<(), String> {
+                    $crate::__hook_panics();
                     cell::with(|r: &mut $ty| $crate::Room::input(r, player, &input).map_err(|r| r.0))
                 }
                 fn tick(tick: u64) -> Result<ex::room::RoomStatus, String> {
+                    $crate::__hook_panics();
                     cell::with(|r: &mut $ty| match $crate::Room::tick(r, tick) {
                         Ok($crate::RoomStatus::Running) => Ok(ex::room::RoomStatus::Running),
                         Ok($crate::RoomStatus::Finished) => Ok(ex::room::RoomStatus::Finished),
@@ -129,9 +165,11 @@ macro_rules! export_room {
                     })
                 }
                 fn snapshot() -> Vec<u8> {
+                    $crate::__hook_panics();
                     cell::with(|r: &mut $ty| Ok($crate::Room::snapshot(r))).unwrap_or_default()
                 }
                 fn restore(snapshot: Vec<u8>) -> Result<(), String> {
+                    $crate::__hook_panics();
                     let r = <$ty as $crate::Room>::restore(&snapshot).map_err(|r| r.0)?;
                     cell::put(r);
                     Ok(())
@@ -167,11 +205,13 @@ macro_rules! __export_group {
             struct WarrenExport;
             impl ex::lifecycle::Guest for WarrenExport {
                 fn init() -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Group>::init().map_err(|r| r.0)
                 }
             }
             impl ex::group::Guest for WarrenExport {
                 fn on_message(id: u64, msg: wit::Message) -> Result<(), String> {
+                    $crate::__hook_panics();
                     let msg = $crate::__message_from_wit(msg);
                     <$ty as $crate::Group>::on_message(id, msg).map_err(|r| r.0)
                 }
@@ -192,15 +232,18 @@ macro_rules! export_matchmaker {
             struct WarrenExport;
             impl ex::lifecycle::Guest for WarrenExport {
                 fn init() -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Matchmaker>::init().map_err(|r| r.0)
                 }
             }
             impl ex::matchmaking::Guest for WarrenExport {
                 fn on_message(queue: String, msg: wit::Message) -> Result<(), String> {
+                    $crate::__hook_panics();
                     let msg = $crate::__message_from_wit(msg);
                     <$ty as $crate::Matchmaker>::on_message(&queue, msg).map_err(|r| r.0)
                 }
                 fn on_tick(queue: String) -> Result<(), String> {
+                    $crate::__hook_panics();
                     <$ty as $crate::Matchmaker>::on_tick(&queue).map_err(|r| r.0)
                 }
             }

@@ -24,6 +24,9 @@ pub mod testing;
 
 pub use host::{env, log, msg, state};
 
+pub use export::PANIC_PREFIX;
+#[doc(hidden)]
+pub use export::hook_panics as __hook_panics;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub use export::message_from_wit as __message_from_wit;

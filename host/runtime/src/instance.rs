@@ -72,7 +72,7 @@ impl<W: World> Live<W> {
         match outcome {
             Ok(Ok(value)) => Ok((value, effects)),
             Ok(Err(reason)) => Err(CallError::Rejected(reason)),
-            Err(e) => Err(CallError::from_wasm(e, &self.store.data().limits)),
+            Err(e) => Err(failed(CallError::from_wasm(e, &self.store.data().limits), &effects)),
         }
     }
 
@@ -80,6 +80,30 @@ impl<W: World> Live<W> {
     pub(crate) fn retire(self) {
         let runtime = self.module.runtime.clone();
         runtime.retire(Box::new(self));
+    }
+}
+
+/// What a guest's panic hook writes as the last log line of a call that then traps (the
+/// guest SDK's `PANIC_PREFIX`): `panicked at <file>:<line>:<column>: <message>`.
+pub const PANIC_PREFIX: &str = "panicked at ";
+
+/// A failed call's error, told from what the guest said before it failed: a trap that
+/// followed a panic is that panic (its message and place), not the engine's backtrace.
+/// The failed call's log lines are kept at debug level, marked as such.
+fn failed(error: CallError, effects: &Effects) -> CallError {
+    for (level, text) in &effects.logs {
+        tracing::debug!(?level, "(from a failed call) {text}");
+    }
+    let panic = effects.logs.iter().rev().find(|(_, text)| text.starts_with(PANIC_PREFIX));
+    match (error, panic) {
+        (CallError::Trap(_), Some((_, text))) => CallError::Trap(text.clone()),
+        (CallError::Trap(engine), None) => {
+            // The engine's message and backtrace: its first line says what trapped.
+            let first = engine.lines().next().unwrap_or_default().to_owned();
+            tracing::debug!("trap backtrace: {engine}");
+            CallError::Trap(first)
+        }
+        (other, _) => other,
     }
 }
 

@@ -27,7 +27,7 @@ mod world;
 pub use bindings::{Address, Level, Message};
 pub use call::{CallEnv, Effects, EntityState, Outgoing, StateWrite};
 pub use engine::{EPOCH_TICK, Runtime};
-pub use instance::Instance;
+pub use instance::{Instance, PANIC_PREFIX};
 pub use limits::{CallError, EmitLimit, Limits, MemoryCap, Quota, ReservedKind, StateQuota, is_reserved_kind};
 pub use module::{LoadError, Module, RoleModule, digest};
 pub use roles::CallResult;

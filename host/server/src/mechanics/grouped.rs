@@ -16,6 +16,7 @@
 
 use crate::mechanics::cluster::Host;
 use crate::mechanics::lease::Held;
+use crate::mechanics::logic::CLIENT_FRAME;
 use crate::mechanics::logic::LogicPool;
 use crate::mechanics::owner::{Control, Ended, Handles, Occupant, OwnedQueue, Routed, Settled, Target, occupy};
 use crate::role::Role;
@@ -25,7 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use warren_bus::{Address, Delivery, assign_groups};
+use warren_bus::{Address, Bus, Delivery, Outbound, assign_groups};
 use warren_runtime::{Guild, RoleModule};
 
 /// How often a host looks at the membership and moves groups.
@@ -143,12 +144,14 @@ pub async fn run<W: Grouped>(
 struct GroupWorker {
     /// Set when the group must be handed over.
     drain: watch::Receiver<bool>,
+    /// Tells a player whose message was refused why.
+    bus: Bus,
 }
 
 async fn serve_group<W: Grouped>(mut q: OwnedQueue<W>, drain: watch::Receiver<bool>) {
     let group = q.queue().tag();
     tracing::debug!(%group, token = q.held().token(), "group taken");
-    let mut worker = GroupWorker { drain };
+    let mut worker = GroupWorker { drain, bus: q.bus().clone() };
     match occupy(&mut q, &mut worker).await {
         Ended::Lost => tracing::warn!(%group, "group lost: its lease was taken or expired"),
         Ended::Stopped => tracing::debug!(%group, "group released"),
@@ -166,7 +169,23 @@ impl<W: Grouped> Occupant<W> for GroupWorker {
         }
     }
 
-    async fn settled(&mut self, _: &Delivery, _: Settled) {}
+    /// A message refused (by the script, or by a quota its effects broke) is answered to
+    /// the player who sent it, as an error frame naming what was refused: nothing of it
+    /// was applied, and the player is not left waiting.
+    async fn settled(&mut self, d: &Delivery, outcome: Settled) {
+        let (Settled::Refused(reason), Some(Address::Player(player))) = (outcome, &d.envelope.sender) else { return };
+        let frame = serde_json::json!({"type": "error", "reason": reason, "refused": d.envelope.kind});
+        let told = Outbound {
+            to: Address::Player(*player),
+            sender: None,
+            kind: CLIENT_FRAME.to_owned(),
+            body: frame.to_string().into_bytes(),
+            hops: 0,
+        };
+        if let Err(e) = self.bus.send(told).await {
+            tracing::warn!(player, error = %e, "a refusal not told to its player");
+        }
+    }
 
     async fn event(&mut self) {
         if self.drain.changed().await.is_err() {

@@ -214,3 +214,40 @@ async fn a_session_ended_by_a_new_login_gets_every_saved_answer_then_the_reason_
     assert_eq!(stored, seen, "every saved buy's answer reached the old socket: {frames:?}");
     assert_eq!(new.recv_type("profile").await["gold"].as_u64(), Some(stored));
 }
+
+/// The next frame of `kind` with `field` equal to `value`, skipping others.
+async fn frame_where(c: &mut Client, kind: &str, field: &str, value: &str) -> Value {
+    loop {
+        let f = c.recv_type(kind).await;
+        if f[field] == value {
+            return f;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guild_message_refused_by_a_quota_is_told_to_its_player() {
+    let bus = Bus::embedded_with_groups(16);
+    // Every entity may send 4 messages at once, then one a second: the guild spends three
+    // on the news of its founding and of bob joining, so the chat to its two members that
+    // follows at once is refused by the host, not by the script (ann has sent two).
+    let limits = warren::config::LimitsConfig { sends_per_s: 1, sends_burst: 4, ..Default::default() };
+    let dev = Dev::start_limited(SCRIPT_BASEAPP, SCRIPT_BATTLE, bus, limits).await;
+    let (mut ann, _) = dev.login("gil").await;
+    let (mut bob, _) = dev.login("hob").await;
+    ann.send(json!({"type": "guild.create", "name": "Quiet"})).await;
+    frame_where(&mut ann, "guild.event", "event", "created").await;
+    bob.send(json!({"type": "guild.join", "name": "Quiet"})).await;
+    frame_where(&mut bob, "guild.event", "event", "joined").await;
+    let mut refused = None;
+    ann.send(json!({"type": "guild.chat", "text": "hello"})).await;
+    while refused.is_none() {
+        let f = ann.recv().await;
+        if f["type"] == "error" && f["refused"] == "guild.chat" {
+            refused = Some(f);
+        }
+    }
+    let refused = refused.unwrap();
+    assert!(refused["reason"].as_str().unwrap().contains("sending too fast"), "{refused}");
+    assert!(refused.get("seq").is_some(), "told as a push, numbered: {refused}");
+}
