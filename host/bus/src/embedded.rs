@@ -100,22 +100,29 @@ enum Decided {
     Void(Vec<u64>),
 }
 
-/// An owner's requests, the newest [`crate::MAX_REQUESTS`].
+/// An owner's requests: the newest [`crate::MAX_REQUESTS`] of the client's keys and the
+/// newest [`crate::MAX_HOST_REQUESTS`] of the host's own (keys starting with a space).
 #[derive(Default)]
 struct Requests {
     by_key: HashMap<String, Decided>,
     order: VecDeque<String>,
+    host_order: VecDeque<String>,
 }
 
 impl Requests {
-    /// Records `key` as the newest of the window (moved there if it was in it already).
+    /// Records `key` as the newest of its window (moved there if it was in it already).
     fn record(&mut self, key: &str, decided: Decided) {
+        let (order, cap) = if key.starts_with(' ') {
+            (&mut self.host_order, crate::MAX_HOST_REQUESTS)
+        } else {
+            (&mut self.order, crate::MAX_REQUESTS)
+        };
         if self.by_key.insert(key.to_owned(), decided).is_some() {
-            self.order.retain(|k| k != key);
+            order.retain(|k| k != key);
         }
-        self.order.push_back(key.to_owned());
-        while self.order.len() > crate::MAX_REQUESTS {
-            if let Some(old) = self.order.pop_front() {
+        order.push_back(key.to_owned());
+        while order.len() > cap {
+            if let Some(old) = order.pop_front() {
                 self.by_key.remove(&old);
             }
         }

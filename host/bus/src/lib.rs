@@ -54,6 +54,11 @@ pub const MAX_UNACKED_PUSHES: usize = 1000;
 /// is answered with its outcome, and applied once.
 pub const MAX_REQUESTS: usize = 128;
 
+/// How many requests without a client's key (keys the host made up, which start with a
+/// space) an owner remembers: enough to find out what became of a commit whose answer was
+/// lost; apart from the [`MAX_REQUESTS`] of the client's keys, which they never push out.
+pub const MAX_HOST_REQUESTS: usize = 32;
+
 /// How many bytes the cluster secret ([`Bus::cluster_secret`]) has.
 pub const CLUSTER_SECRET_LEN: usize = 32;
 

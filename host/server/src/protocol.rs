@@ -82,6 +82,14 @@ pub fn parse(frame: &[u8]) -> Result<(ClientFrame, Meta), String> {
 /// (`{"seq":7,"type":"whisper",...}`). A frame that is not a JSON object is carried as a
 /// string in a `push` frame, so that it still has its number.
 pub fn numbered(seq: u64, frame: &[u8]) -> String {
+    // A module's own `seq` would shadow the host's: it is dropped (looked for only when the
+    // frame mentions one, so the usual push is not parsed).
+    if frame.windows(5).any(|w| w == b"\"seq\"")
+        && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(frame)
+        && fields.remove("seq").is_some()
+    {
+        return numbered(seq, Value::Object(fields).to_string().as_bytes());
+    }
     let text = String::from_utf8_lossy(frame);
     let body = text.trim_start();
     match body.strip_prefix('{') {
@@ -165,6 +173,8 @@ mod tests {
     fn pushes_carry_their_number_first() {
         assert_eq!(numbered(7, br#"{"type":"whisper","text":"hi"}"#), r#"{"seq":7,"type":"whisper","text":"hi"}"#);
         assert_eq!(serde_json::from_str::<Value>(&numbered(8, b" { }")).unwrap(), json!({"seq": 8}));
+        let own: Value = serde_json::from_str(&numbered(10, br#"{"type":"t","seq":99}"#)).unwrap();
+        assert_eq!(own, json!({"seq": 10, "type": "t"}), "a module's own seq is the host's");
         let odd: Value = serde_json::from_str(&numbered(9, b"oops")).unwrap();
         assert_eq!(odd, json!({"seq": 9, "type": "push", "frame": "oops"}));
     }

@@ -46,7 +46,8 @@ impl RedisBus {
         for suffix in ["q", "push", "pseq", "seen", "lease", "n"] {
             inv.key(self.owner_key(owner, suffix));
         }
-        inv.arg(fence).arg(now_ms()).arg(crate::MAX_UNACKED_PUSHES);
+        inv.arg(fence).arg(now_ms()).arg(crate::MAX_UNACKED_PUSHES).arg(SEEN_RETENTION_MS);
+        inv.arg(self.direct_sends_may_repeat());
         for id in ids {
             inv.arg(id);
         }
@@ -103,18 +104,22 @@ impl RedisBus {
             .resolve
             .key(self.owner_key(owner, "done"))
             .key(self.owner_key(owner, "doneat"))
+            .key(self.owner_key(owner, "hostat"))
             .arg(key)
             .arg(attempt)
             .arg(now_ms())
             .arg(crate::MAX_REQUESTS)
+            .arg(crate::MAX_HOST_REQUESTS)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
+        // Only an exact `{0}` says "not applied": anything else is no answer.
         match reply.as_slice() {
             [applied, outcome] if redis::from_redis_value_ref::<i64>(applied).map_err(garbled)? == 1 => {
                 Ok(Some(redis::from_redis_value_ref(outcome).map_err(garbled)?))
             }
-            _ => Ok(None),
+            [voided] if redis::from_redis_value_ref::<i64>(voided).map_err(garbled)? == 0 => Ok(None),
+            _ => Err(garbled(format!("{reply:?}"))),
         }
     }
 

@@ -228,12 +228,14 @@ impl RedisBus {
     /// each as key, `s`/`d`, value, the number of sends and each as destination tag, kind,
     /// body, sender tag, then the seen ids' retention (ms) and `1` if this commit trims, the
     /// number of pushes and each frame, then the request's key (or empty), attempt and
-    /// outcome, the window of requests and the push log's cap.
+    /// outcome, the window of requests, the push log's cap, the window of the host's own
+    /// requests, and `1` on a cluster (direct sends may arrive twice, see
+    /// [`RedisBus::direct_sends_may_repeat`]).
     pub(crate) async fn commit(&self, c: Commit) -> Result<Receipt, BusError> {
         let tag = c.owner.tag();
         let ack = c.ack.clone().unwrap_or_default();
         let mut inv = self.commit.prepare_invoke();
-        for suffix in ["q", "s", "o", "seen", "seq", "lease", "n", "push", "pseq", "done", "doneat"] {
+        for suffix in ["q", "s", "o", "seen", "seq", "lease", "n", "push", "pseq", "done", "doneat", "hostat"] {
             inv.key(self.owner_key(&c.owner, suffix));
         }
         let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
@@ -269,7 +271,8 @@ impl RedisBus {
             Some(r) => inv.arg(&r.key).arg(r.attempt).arg(r.outcome.as_slice()),
             None => inv.arg("").arg("").arg(""),
         };
-        inv.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES);
+        inv.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES).arg(crate::MAX_HOST_REQUESTS);
+        inv.arg(self.direct_sends_may_repeat());
         let result: redis::RedisResult<String> = inv.invoke_async(&mut self.conn.clone()).await;
         let mut receipt = Receipt::default();
         match result {
@@ -305,6 +308,13 @@ impl RedisBus {
             tracing::warn!(owner = %c.owner.tag(), error = %e, "outbox not relayed yet; the next send relays it");
         }
         Ok(receipt)
+    }
+
+    /// `"1"` when a direct send may arrive twice — on a cluster, whose client sends a
+    /// command that timed out again —, so commits remember direct ids as they do relayed
+    /// ones; `""` on one Redis, where only relayed messages can.
+    pub(super) fn direct_sends_may_repeat(&self) -> &'static str {
+        if matches!(self.conn, Conn::Cluster(_)) { "1" } else { "" }
     }
 
     /// Moves the owner's outbox to the destination queues. Safe to run twice: a message

@@ -1,17 +1,22 @@
 //! The Lua scripts of the Redis backend: each runs on one owner's slot.
 
-/// Puts request `rkey` (in `done`, a hash of outcomes) at the newest end of the window
-/// `doneat` (a sorted set by increasing score) and drops the oldest beyond `maxreq`.
+/// Puts request `rkey` (in `done`, a hash of outcomes) at the newest end of its window —
+/// `doneat` (a sorted set by increasing score) for a client's key, `hostat` for one the
+/// host made up — and drops the oldest beyond `maxreq` (`maxhost`).
 macro_rules! record_request_lua {
     () => {
         r#"
-  local top = redis.call('ZRANGE', doneat, -1, -1, 'WITHSCORES')
+  -- Keys the host made up (starting with a space, which a client's cannot) have a window
+  -- of their own, so that frames without a key never push a client's key out.
+  local win, cap = doneat, maxreq
+  if string.sub(rkey, 1, 1) == ' ' then win, cap = hostat, maxhost end
+  local top = redis.call('ZRANGE', win, -1, -1, 'WITHSCORES')
   local score = now
   if top[2] and tonumber(top[2]) >= now then score = tonumber(top[2]) + 1 end
-  redis.call('ZADD', doneat, score, rkey)
-  local extra = redis.call('ZCARD', doneat) - maxreq
+  redis.call('ZADD', win, score, rkey)
+  local extra = redis.call('ZCARD', win) - cap
   if extra > 0 then
-    local old = redis.call('ZPOPMIN', doneat, extra)
+    local old = redis.call('ZPOPMIN', win, extra)
     for k = 1, #old, 2 do redis.call('HDEL', done, old[k]) end
   end
 "#
@@ -33,7 +38,7 @@ macro_rules! record_request_lua {
 pub(super) const COMMIT_LUA: &str = concat!(
     r#"
 local q, state, outbox, seen, seq, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local push, pseq, done, doneat = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local push, pseq, done, doneat, hostat = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 -- Where each part of ARGV starts, before anything is written.
 local i = 6
@@ -42,6 +47,7 @@ local sends = tonumber(ARGV[i]); local sstart = i + 1; i = i + 1 + 5 * sends
 local retention, trim = tonumber(ARGV[i]), ARGV[i + 1]; i = i + 2
 local pushes = tonumber(ARGV[i]); local pstart = i + 1; i = i + 1 + pushes
 local rkey, rattempt, routcome, maxreq, maxpush = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+local maxhost, direct = tonumber(ARGV[i + 5]), ARGV[i + 6]
 if fence ~= '' then
   local held = redis.call('GET', lease)
   if not held or string.match(held, '^%S+ (%d+)$') ~= fence then return redis.error_reply('STALE') end
@@ -71,10 +77,11 @@ if ack ~= '' then
   if redis.call('XACK', q, 'g', ack) == 0 then return redis.error_reply('NOTPENDING') end
   redis.call('DECR', backlog)
 end
--- Only a message relayed from an outbox (an id other than 'x/...') can arrive twice, so
--- only those are looked up and remembered.
+-- Only a message relayed from an outbox (an id other than 'x/...') can arrive twice on
+-- one Redis, so only those are looked up and remembered; on a cluster, whose client sends
+-- a timed-out command again, direct sends too (`direct`).
 local relayed = nil
-if mid ~= '' and string.sub(mid, 1, 2) ~= 'x/' then relayed = mid end
+if mid ~= '' and (direct == '1' or string.sub(mid, 1, 2) ~= 'x/') then relayed = mid end
 if relayed and redis.call('ZSCORE', seen, relayed) then
   redis.call('XDEL', q, ack)
   return 'DUPLICATE'
@@ -120,12 +127,12 @@ return 'OK'
 
 /// Finds out what became of request ARGV[1]'s attempt ARGV[2]: `{1, outcome}` if the
 /// request was applied; else `{0}`, and the attempt is recorded void, so that a commit of
-/// it still on its way is refused (COMMIT_LUA's `VOID`). KEYS: done, doneat; ARGV[3] the
-/// time, ARGV[4] the window.
+/// it still on its way is refused (COMMIT_LUA's `VOID`). KEYS: done, doneat, hostat;
+/// ARGV[3] the time, ARGV[4] and ARGV[5] the windows.
 pub(super) const RESOLVE_LUA: &str = concat!(
     r#"
-local done, doneat = KEYS[1], KEYS[2]
-local rkey, attempt, now, maxreq = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local done, doneat, hostat = KEYS[1], KEYS[2], KEYS[3]
+local rkey, attempt, now, maxreq, maxhost = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local v = redis.call('HGET', done, rkey)
 if v and string.sub(v, 1, 5) ~= 'void:' then return {1, v} end
 if not v then v = 'void:,' end
@@ -137,32 +144,36 @@ return {0}
 "#
 );
 
-/// The keys of the requests recorded as applied (not void). KEYS: done.
+/// The keys of the client's requests recorded as applied (not void, not the host's own).
+/// KEYS: done.
 pub(super) const REQUESTS_LUA: &str = r#"
 local applied = {}
 local all = redis.call('HKEYS', KEYS[1])
 for _, k in ipairs(all) do
   local v = redis.call('HGET', KEYS[1], k)
-  if string.sub(v, 1, 5) ~= 'void:' then table.insert(applied, k) end
+  if string.sub(v, 1, 5) ~= 'void:' and string.sub(k, 1, 1) ~= ' ' then table.insert(applied, k) end
 end
 return applied
 "#;
 
-/// Moves frames (host messages, ARGV[4..]) of the queue into the push log, fenced by
-/// ARGV[1]: each still pending is acknowledged and, unless it is a relayed copy of one
-/// logged before, logged with the next sequence number. Returns `{seq, frame, ...}` of
-/// those logged. KEYS: queue, push log, push counter, seen ids, lease, backlog; ARGV[2]
-/// the time, ARGV[3] the log's cap.
+/// Moves frames (host messages, ARGV[6..]) of the queue into the push log, fenced by
+/// ARGV[1]: each still pending is acknowledged and, unless it is a copy of one logged
+/// before (relayed twice; on a cluster, `direct` = ARGV[5], also sent twice), logged with
+/// the next sequence number. Returns `{seq, frame, ...}` of those logged, and trims what
+/// was acknowledged. KEYS: queue, push log, push counter, seen ids, lease, backlog;
+/// ARGV[2] the time, ARGV[3] the log's cap, ARGV[4] the seen ids' retention (ms).
 pub(super) const TAKE_PUSHES_LUA: &str = r#"
 local q, push, pseq, seen, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local held = redis.call('GET', lease)
 if not held or string.match(held, '^%S+ (%d+)$') ~= ARGV[1] then return redis.error_reply('STALE') end
-local now, maxpush = tonumber(ARGV[2]), ARGV[3]
+local now, maxpush, retention, direct = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local out = {}
-for a = 4, #ARGV do
+local newest = nil
+for a = 6, #ARGV do
   local id = ARGV[a]
   local entry = redis.call('XRANGE', q, id, id)[1]
   if entry and redis.call('XACK', q, 'g', id) == 1 then
+    newest = id
     redis.call('DECR', backlog)
     local body, mid = '', ''
     local f = entry[2]
@@ -170,7 +181,7 @@ for a = 4, #ARGV do
       if f[k] == 'b' then body = f[k + 1] elseif f[k] == 'm' then mid = f[k + 1] end
     end
     local copy = false
-    if mid ~= '' and string.sub(mid, 1, 2) ~= 'x/' then
+    if mid ~= '' and (direct == '1' or string.sub(mid, 1, 2) ~= 'x/') then
       if redis.call('ZSCORE', seen, mid) then copy = true else redis.call('ZADD', seen, now, mid) end
     end
     if not copy then
@@ -180,8 +191,11 @@ for a = 4, #ARGV do
     end
   end
 end
+-- Every entry older than the oldest one pending (or than the newest taken) is done with.
 local oldest = redis.call('XPENDING', q, 'g', '-', '+', 1)[1]
-if oldest then redis.call('XTRIM', q, 'MINID', '~', oldest[1]) end
+local keep = (oldest and oldest[1]) or newest
+if keep then redis.call('XTRIM', q, 'MINID', '~', keep) end
+redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - retention)
 return out
 "#;
 

@@ -116,6 +116,9 @@ pub struct OwnedQueue<W: World> {
     /// itself, are frames for the owner's client, committed to its push log with the rest
     /// of their effects (a player's session); else replies have nowhere to go.
     replies_are_pushes: bool,
+    /// A commit's answer was lost since the occupant last asked ([`OwnedQueue::take_unsure`]):
+    /// it may have landed, pushes and all.
+    unsure: bool,
 }
 
 impl<W: World> OwnedQueue<W> {
@@ -145,7 +148,14 @@ impl<W: World> OwnedQueue<W> {
             handling: false,
             heat: Heat::default(),
             replies_are_pushes: false,
+            unsure: false,
         }
+    }
+
+    /// Whether a commit's answer was lost since the last call: what it logged for the
+    /// owner's client, if it landed, the occupant has not seen.
+    pub fn take_unsure(&mut self) -> bool {
+        std::mem::take(&mut self.unsure)
     }
 
     /// Commits the replies of queue messages' handlers, and their pushes to the owner
@@ -159,6 +169,11 @@ impl<W: World> OwnedQueue<W> {
     /// The queue.
     pub fn queue(&self) -> &Address {
         &self.queue
+    }
+
+    /// The quotas the queue's calls run under.
+    pub fn quotas(&self) -> crate::mechanics::quota::Quotas {
+        self.logic.sandbox.quotas
     }
 
     /// The lease the queue is owned by.
@@ -304,6 +319,11 @@ impl<W: World> OwnedQueue<W> {
             Ok(receipt) => receipt,
             Err(e) => {
                 self.state = None;
+                let refused = matches!(
+                    e,
+                    BusError::StaleOwner { .. } | BusError::NotPending { .. } | BusError::RequestDecided { .. }
+                );
+                self.unsure |= !refused;
                 return Err(e);
             }
         };

@@ -50,6 +50,22 @@ impl Screen {
         self.sent = push.seq;
     }
 
+    /// Sends what the log holds after the screen: the log read again after a gap or a
+    /// lost answer. Pushes the log no longer holds (dropped from a full log) are skipped,
+    /// and counted: the rest still goes out, in order. Returns how many were skipped.
+    pub fn reload(&mut self, log: &PushLog, out: &mut Vec<String>) -> u64 {
+        self.stale = false;
+        let skipped = match log.pushes.first() {
+            Some(first) if first.seq > self.sent + 1 => first.seq - self.sent - 1,
+            _ => 0,
+        };
+        self.sent += skipped;
+        for p in &log.pushes {
+            self.show(p, out);
+        }
+        skipped
+    }
+
     /// The client acknowledged every push up to `seq` (never past what it was sent).
     pub fn ack(&mut self, seq: u64) {
         self.acked = self.acked.max(seq.min(self.sent));
@@ -159,6 +175,15 @@ mod tests {
         assert_eq!(Screen::resume(&empty, 0).1, 0, "acknowledged by another client: not missed");
         let ahead = Screen::resume(&empty, 50).0;
         assert_eq!(ahead.acked, 9, "an ack past the log counts up to its end");
+    }
+
+    #[test]
+    fn a_reload_past_a_gap_goes_on_after_it() {
+        let mut s = Screen { sent: 3, stale: true, ..Screen::default() };
+        let log = PushLog { pushes: vec![push(7), push(8)], last: 8, acked: 0 };
+        let mut out = vec![];
+        assert_eq!(s.reload(&log, &mut out), 3);
+        assert_eq!((s.sent, s.stale, out.len()), (8, false, 2));
     }
 
     #[test]

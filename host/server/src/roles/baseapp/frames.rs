@@ -134,7 +134,9 @@ impl Session<'_> {
             }
         };
         // A frame without a key still gets one, so that a lost answer can be found out.
-        let request_key = key.map(str::to_owned).unwrap_or_else(|| format!("h/{:016x}", random_u64()));
+        // (It starts with a space, which a client's key cannot: the host's own keys have a
+        // window of their own and never push a client's key out.)
+        let request_key = key.map(str::to_owned).unwrap_or_else(|| format!(" h{:016x}", random_u64()));
         let outcome = if key.is_some() { encode_outcome(&effects.replies) } else { Vec::new() };
         let attempt = random_u64();
         let request = Request { key: request_key.clone(), attempt, outcome };
@@ -152,7 +154,12 @@ impl Session<'_> {
                 self.out.push(protocol::error(&format!("not saved: {e}")));
                 return self.done(key);
             }
-            Err(e) => Some(e),
+            Err(e) => {
+                // If it landed, its messages wait in the outbox: the next read takes the
+                // queue again, which relays them.
+                q.reclaim();
+                Some(e)
+            }
         };
         let applied = match failure {
             None => true,

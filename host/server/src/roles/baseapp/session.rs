@@ -94,6 +94,9 @@ pub(super) enum SessionEvent {
 
 type Sink = SplitSink<WebSocket, WsMessage>;
 
+/// How long a socket may stay open without logging in.
+const LOGIN_WAIT: Duration = Duration::from_secs(30);
+
 /// Largest client frame taken, in bytes.
 pub const MAX_FRAME: usize = 64 * 1024;
 
@@ -107,7 +110,16 @@ pub fn upgrade(ws: axum::extract::WebSocketUpgrade, players: Arc<PlayerHost>) ->
 /// Serves one WebSocket until it closes.
 pub async fn serve(mut socket: WebSocket, host: Arc<PlayerHost>) {
     let _open = SocketCount::new(&host.sockets);
-    let Some((name, ack)) = await_login(&mut socket).await else { return };
+    // A socket that does not log in is not kept open, nor does it hold up a stopping host.
+    let mut closing = host.closing.subscribe();
+    let login = tokio::select! {
+        login = tokio::time::timeout(LOGIN_WAIT, await_login(&mut socket)) => login.ok().flatten(),
+        _ = closing.wait_for(|c| *c) => None,
+    };
+    let Some((name, ack)) = login else {
+        let _ = socket.send(WsMessage::Close(Some(CloseFrame { code: 1001, reason: "log in first".into() }))).await;
+        return;
+    };
     if let Err(e) = run(socket, &host, &name, ack).await {
         tracing::warn!(player = %name, error = %e, "session ended with an error");
     }
@@ -260,9 +272,13 @@ impl Session<'_> {
             let owner = self.owner();
             match self.host.bus.pushes(&owner, self.screen.sent).await {
                 Ok(log) => {
-                    self.screen.stale = false;
-                    for p in &log.pushes {
-                        self.screen.show(p, &mut self.out);
+                    let skipped = self.screen.reload(&log, &mut self.out);
+                    if skipped > 0 {
+                        tracing::warn!(
+                            player = self.player,
+                            skipped,
+                            "pushes dropped from a full log before they were sent"
+                        );
                     }
                 }
                 // Read again at the next flush; nothing is lost meanwhile.
@@ -329,15 +345,18 @@ impl Session<'_> {
 impl Occupant<Baseapp> for Session<'_> {
     type Event = SessionEvent;
 
-    /// The frames for the client in a batch go to the push log in one step.
+    /// The frames for the client at the head of a batch go to the push log in one step
+    /// (those behind a message for the logic, one by one, so that the screen shows them
+    /// in the queue's order).
     async fn taken(&mut self, batch: &mut Vec<Delivery>, q: &mut OwnedQueue<Baseapp>) -> Result<(), BusError> {
-        let ids: Vec<MessageId> =
-            batch.iter().filter(|d| d.envelope.kind == CLIENT_FRAME).map(|d| d.id.clone()).collect();
-        if ids.is_empty() {
+        let max_hops = q.quotas().max_hops;
+        let run = batch.iter().take_while(|d| d.envelope.kind == CLIENT_FRAME && d.envelope.hops < max_hops).count();
+        if run == 0 {
             return Ok(());
         }
+        let ids: Vec<MessageId> = batch[..run].iter().map(|d| d.id.clone()).collect();
         self.log_frames(&ids, q).await?;
-        batch.retain(|d| d.envelope.kind != CLIENT_FRAME);
+        batch.drain(..run);
         Ok(())
     }
 
@@ -433,7 +452,10 @@ impl Occupant<Baseapp> for Session<'_> {
         Control::Continue
     }
 
-    async fn idle(&mut self, _: &mut OwnedQueue<Baseapp>) -> Control {
+    async fn idle(&mut self, q: &mut OwnedQueue<Baseapp>) -> Control {
+        if q.take_unsure() {
+            self.screen.stale = true;
+        }
         if *self.closing.borrow() && self.ended.is_none() {
             self.ended = Some(RESTARTING);
         }
