@@ -109,6 +109,7 @@ enum Fault {
     KillBaseapp,
     StopBaseapp,
     KillGuildHost,
+    StopGuildHost,
 }
 
 /// Two guild hosts and two baseapps on a durable Redis, [`PLAYERS`] players split over
@@ -118,7 +119,7 @@ async fn exactly_once_through(fault: Fault) {
     let redis = RedisServer::start_durable();
     let bus = Bus::redis_with_groups(&redis.url, GROUPS).await.unwrap();
     publish(&bus).await;
-    let guild_hosts =
+    let mut guild_hosts =
         [guild_host(&redis.url, GROUPS, "guild-1", LEASE_MS), guild_host(&redis.url, GROUPS, "guild-2", LEASE_MS)];
     let (mut b1, addr1) = baseapp(&redis.url, GROUPS, "base-1", LEASE_MS);
     let (b2, addr2) = baseapp(&redis.url, GROUPS, "base-2", LEASE_MS);
@@ -150,11 +151,11 @@ async fn exactly_once_through(fault: Fault) {
     match fault {
         Fault::KillBaseapp => b1.signal("KILL"),
         Fault::StopBaseapp => b1.signal("TERM"),
-        Fault::KillGuildHost => {
+        Fault::KillGuildHost | Fault::StopGuildHost => {
             let group = Address::GuildGroup(group_of(guild, GROUPS));
             let (holder, _) = bus.lease_holder(&group).await.unwrap().expect("the guild's group is held");
             let host = guild_hosts.iter().position(|h| h.name == holder).expect("a guild host holds it");
-            guild_hosts[host].signal("KILL");
+            guild_hosts[host].signal(if fault == Fault::StopGuildHost { "TERM" } else { "KILL" });
             killed_guild_host = Some(host);
         }
     }
@@ -171,12 +172,16 @@ async fn exactly_once_through(fault: Fault) {
     if fault == Fault::StopBaseapp {
         assert!(b1.wait(SETTLE).success(), "base-1 stops cleanly; its log:\n{}", b1.log());
     }
+    if let (Fault::StopGuildHost, Some(host)) = (fault, killed_guild_host) {
+        let h = &mut guild_hosts[host];
+        assert!(h.wait(SETTLE).success(), "the guild host stops cleanly; its log:\n{}", h.log());
+    }
 
     let mut violations = check_exactly_once(&mut players, &sent, &ids).await;
     // How each player's sockets ended: only base-1's, once each (a stop: told why, closed
     // cleanly with 1012).
     for (i, p) in players.iter().enumerate() {
-        let struck = on_b1(i) && fault != Fault::KillGuildHost;
+        let struck = on_b1(i) && matches!(fault, Fault::KillBaseapp | Fault::StopBaseapp);
         if p.endings.len() != usize::from(struck) {
             violations.push(format!(
                 "{}: {} socket ends, expected {}: {:?}",
@@ -312,6 +317,11 @@ async fn a_baseapp_stopped_mid_load_says_so_closes_with_1012_and_every_whisper_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guild_host_killed_mid_chat_is_replaced_and_every_chat_is_shown_once_to_every_member() {
     exactly_once_through(Fault::KillGuildHost).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guild_host_stopped_mid_chat_hands_its_groups_over_and_every_chat_is_shown_once_to_every_member() {
+    exactly_once_through(Fault::StopGuildHost).await;
 }
 
 /// Starts `warren baseapp` with the config file `config` (its text).
