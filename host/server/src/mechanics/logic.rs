@@ -32,6 +32,11 @@ pub struct LogicPool<W: World> {
 }
 
 impl<W: World> LogicPool<W> {
+    /// The short digest of the module serving now, for log lines about its faults.
+    pub fn module_digest(&self) -> String {
+        crate::mechanics::live::short(self.role.current().digest()).to_owned()
+    }
+
     /// A pool over `role`, its calls bounded by `sandbox`.
     pub fn new(role: Arc<RoleModule<W>>, sandbox: Sandbox) -> Arc<Self> {
         let pool = Arc::new(LogicPool { role, idle: Mutex::new(Vec::new()), sandbox });

@@ -171,6 +171,11 @@ impl<W: World> OwnedQueue<W> {
         &self.queue
     }
 
+    /// The short digest of the module serving the queue now.
+    pub fn logic_digest(&self) -> String {
+        self.logic.module_digest()
+    }
+
     /// The quotas the queue's calls run under.
     pub fn quotas(&self) -> crate::mechanics::quota::Quotas {
         self.logic.sandbox.quotas
@@ -371,7 +376,15 @@ impl<W: World> OwnedQueue<W> {
             kind: d.envelope.kind.clone(),
             body: d.envelope.body.clone(),
         };
-        let what = format!("{} for {}", msg.kind, target.entity.tag());
+        // Named in every log line about this message's faults: what it was, for whom, and
+        // which module handled it.
+        let what = format!(
+            "{} for {} (role {}, module {})",
+            msg.kind,
+            target.entity.tag(),
+            W::NAME,
+            self.logic.module_digest()
+        );
         if let Err(e) = self.load().await {
             // Not the handler's doing: the message stays pending, never refused.
             tracing::warn!(queue = %self.queue.tag(), id = %d.id, error = %e, "cannot load the state; the message stays pending");

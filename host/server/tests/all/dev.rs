@@ -131,3 +131,37 @@ async fn warren_play_plays_its_input_waits_for_the_answers_and_leaves() {
     let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["welcome", "profile", "pong", "bag", "profile"], "{frames:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_handler_is_one_log_line_with_its_message_place_module_and_frame() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (file, from) in
+        [("baseapp.wasm", PLAYER_V1), ("battle.wasm", SCRIPT_BATTLE), ("guild.wasm", warren_test_guests::SCRIPT_GUILD)]
+    {
+        std::fs::copy(from, dir.path().join(file)).expect("copy module");
+    }
+    let args: Vec<String> =
+        ["dev", "--listen", "127.0.0.1:0", "--modules", &dir.path().display().to_string()].map(String::from).to_vec();
+    let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
+    let line = dev.wait_for_line("listening on", FRAME_WAIT);
+    let addr: std::net::SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let mut c = Client::connect(addr).await;
+    c.send(json!({"type": "login", "name": "oops"})).await;
+    c.recv_type("welcome").await;
+    c.send(json!({"type": "trap"})).await;
+    assert_eq!(c.recv_type("error").await["reason"], "the server could not handle that (trap)");
+    // Logs go to stderr, which the process's log holds.
+    let started = Instant::now();
+    let failed = loop {
+        if let Some(line) = dev.log().lines().find(|l| l.contains("client frame failed")) {
+            break line.to_owned();
+        }
+        assert!(started.elapsed() < FRAME_WAIT, "no fault line; log:\n{}", dev.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for part in ["panicked at", "src/lib.rs:", "asked to trap", "frame=trap", "module=", "handler=\"on_client\""] {
+        assert!(failed.contains(part), "`{part}` in the fault's line: {failed}");
+    }
+    let log = dev.log();
+    assert!(!log.contains("wasm backtrace"), "no backtrace at the default level:\n{log}");
+}

@@ -123,7 +123,22 @@ impl Session<'_> {
                 return self.done(key);
             }
             Ok(Err(fault)) => {
-                tracing::warn!(player = self.player, cause = fault.cause(), error = %fault, "client frame failed");
+                // One line that says which module failed on what, and why (a panic's message
+                // and place, from the SDK's hook).
+                let kind = serde_json::from_slice::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|f| f.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    role = "baseapp",
+                    module = %q.logic_digest(),
+                    handler = "on_client",
+                    player = self.player,
+                    frame = %kind,
+                    cause = fault.cause(),
+                    error = %fault,
+                    "client frame failed"
+                );
                 self.out.push(protocol::error(&format!("the server could not handle that ({})", fault.cause())));
                 return self.done(key);
             }
