@@ -79,6 +79,28 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Makes a new script crate that builds, tests and runs as it is: in this workspace's
+    /// scripts/ (added to its members), or with --standalone as a project of its own.
+    New {
+        /// The crate's name (lowercase letters, digits, - and _).
+        name: String,
+        /// The role it serves (baseapp so far).
+        #[arg(long, default_value = "baseapp")]
+        role: String,
+        /// The Warren workspace to add it to.
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Make a standalone project in this new folder instead, depending on the guest
+        /// SDK by --sdk-path or --sdk-git.
+        #[arg(long, value_name = "DIR")]
+        standalone: Option<PathBuf>,
+        /// The guest SDK's folder (guest-sdk/ of a Warren checkout), for --standalone.
+        #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// A git URL of Warren, for --standalone.
+        #[arg(long, value_name = "URL")]
+        sdk_git: Option<String>,
+    },
     /// Builds every script crate in scripts/ into modules/<role>.wasm (crates without
     /// [package.metadata.warren] are shared libraries, not built on their own).
     Build {
@@ -168,6 +190,22 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }),
+        Command::New { name, role, workspace, standalone, sdk_path, sdk_git } => {
+            use warren::tools::new::{Place, Sdk, new_script};
+            let place = match (standalone, sdk_path, sdk_git) {
+                (None, None, None) => Place::Workspace(workspace),
+                (Some(dir), Some(path), None) => Place::Standalone(dir, Sdk::Path(path)),
+                (Some(dir), None, Some(url)) => Place::Standalone(dir, Sdk::Git(url)),
+                (Some(_), None, None) => {
+                    anyhow::bail!("--standalone needs --sdk-path or --sdk-git: where the guest SDK is")
+                }
+                (None, _, _) => anyhow::bail!("--sdk-path and --sdk-git are for --standalone projects"),
+                (Some(_), Some(_), Some(_)) => unreachable!("clap refuses both"),
+            };
+            let dir = new_script(&name, &role, &place)?;
+            println!("made {}: `cargo test -p {name}`, then `warren build` and `warren dev`", dir.display());
+            Ok(())
+        }
         Command::Build { workspace, out, role } => {
             warren::tools::build::build_scripts(&workspace, &out, role.as_deref())
         }

@@ -3,4 +3,5 @@
 
 pub mod admin;
 pub mod build;
+pub mod new;
 pub mod play;

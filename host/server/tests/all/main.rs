@@ -10,6 +10,7 @@ mod edge_client;
 mod faults;
 mod game;
 mod sandbox;
+mod scaffold;
 mod screen;
 
 use futures_util::{SinkExt, StreamExt};

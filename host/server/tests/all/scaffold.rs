@@ -1,0 +1,55 @@
+//! A modder's first ten minutes, run as a modder would: `warren new` a standalone project
+//! against this checkout's guest SDK, its native test, `warren build`, and the module
+//! serving in `warren dev`.
+
+use crate::{Dev, FRAME_WAIT};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+
+fn run(what: &str, cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warren_new_makes_a_script_that_tests_builds_and_serves_as_it_is() {
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
+    let tmp = tempfile::tempdir().unwrap();
+    let game = tmp.path().join("game");
+    let game_s = game.display().to_string();
+    run(
+        "warren new",
+        Command::new(warren)
+            .args(["new", "greeter", "--role", "baseapp", "--standalone", &game_s, "--sdk-path"])
+            .arg(&sdk),
+    );
+    // A second script of the same name is refused.
+    let again = Command::new(warren).args(["new", "greeter", "--workspace", &game_s]).output().unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    let game_c = game.clone();
+    let tested = tokio::task::spawn_blocking(move || {
+        run("cargo test", Command::new(env!("CARGO")).arg("test").current_dir(&game_c).env_remove("CARGO_TARGET_DIR"));
+        run(
+            "warren build",
+            Command::new(warren)
+                .args(["build", "--workspace", &game_c.display().to_string()])
+                .arg("--out")
+                .arg(game_c.join("modules")),
+        )
+    });
+    let built = tokio::time::timeout(std::time::Duration::from_secs(900), tested).await.expect("in time").unwrap();
+    assert!(built.contains("built greeter"), "{built}");
+
+    let dev =
+        Dev::start(&game.join("modules/baseapp.wasm").display().to_string(), warren_test_guests::SCRIPT_BATTLE).await;
+    let (mut c, _) = dev.login("ann").await;
+    assert_eq!(c.recv().await["type"], "hello");
+    c.send(json!({"type": "wave", "times": 3, "req": "w1"})).await;
+    let waved = tokio::time::timeout(FRAME_WAIT, c.recv_type("waved")).await.unwrap();
+    assert_eq!(waved["total"], 3);
+}
