@@ -31,7 +31,8 @@ const DEV_HOLDER: &str = "dev";
 const DEV_GROUPS: u32 = 64;
 /// Ticks between two checkpoints of a room in `warren dev`.
 const DEV_CHECKPOINT_TICKS: u64 = 20;
-/// The roles whose modules `warren dev` needs in its folder.
+/// The roles `warren dev` serves when their module is in its folder; only the baseapp's
+/// is required (the others' roles are off without theirs).
 const DEV_ROLES: [Role; 3] = [Role::Baseapp, Role::Battleapp, Role::Guild];
 
 /// A running `warren dev`.
@@ -48,25 +49,36 @@ struct AppState {
     players: Arc<PlayerHost>,
     bus: Bus,
     refusals: Arc<Refusals>,
-    /// What this process serves, role by role (the bus pointer says what was published).
+    /// What this process serves, role by role (the bus pointer says what was published);
+    /// `None` for a role whose module was not in the folder at start.
     baseapp: Arc<RoleModule<Baseapp>>,
-    battle: Arc<RoleModule<Battle>>,
-    guild: Arc<RoleModule<Guild>>,
-    /// The battleapp: what each running room serves.
-    battleapp: Arc<Battleapp>,
+    battle: Option<Arc<RoleModule<Battle>>>,
+    guild: Option<Arc<RoleModule<Guild>>>,
+    /// The battleapp, if battles are on: what each running room serves.
+    battleapp: Option<Arc<Battleapp>>,
 }
 
 /// Validates `dir/<world>.wasm` and publishes it on the bus, as `warren publish` does for
-/// a cluster.
-async fn publish_file(dir: &Path, role: Role, bus: &Bus, runtime: &Runtime) -> anyhow::Result<()> {
+/// a cluster. `false` if there is no such file and the role can do without (all but the
+/// baseapp).
+async fn publish_file(dir: &Path, role: Role, bus: &Bus, runtime: &Runtime) -> anyhow::Result<bool> {
     let path = dir.join(format!("{}.wasm", role.world()));
-    let bytes = tokio::fs::read(&path)
-        .await
-        .with_context(|| format!("{} is missing: run `warren build` first", path.display()))?;
+    if role != Role::Baseapp && !path.exists() {
+        tracing::warn!(
+            "{} is missing: the {} role is off (its requests get no answer); build a {} script and restart warren dev",
+            path.display(),
+            role.world(),
+            role.world()
+        );
+        return Ok(false);
+    }
+    let bytes = tokio::fs::read(&path).await.with_context(|| {
+        format!("{} is missing: run `warren build` first (warren dev needs at least a baseapp script)", path.display())
+    })?;
     let digest =
         deploy(bus, runtime, role.world(), bytes).await.with_context(|| format!("{} cannot serve", path.display()))?;
     tracing::info!(role = role.world(), digest = %short(&digest), "module published");
-    Ok(())
+    Ok(true)
 }
 
 /// Starts `warren dev` on a fresh embedded bus; it serves until `shutdown` completes.
@@ -84,8 +96,11 @@ pub async fn start_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<DevServer> {
     let runtime = Runtime::new(config.limits.to_limits()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let mut present = std::collections::BTreeSet::new();
     for role in DEV_ROLES {
-        publish_file(&config.modules, role, &bus, &runtime).await?;
+        if publish_file(&config.modules, role, &bus, &runtime).await? {
+            present.insert(role);
+        }
     }
     // From here on every role runs as on a cluster host, the embedded bus standing in for
     // Redis: modules come from the bus and follow its announcements.
@@ -93,11 +108,17 @@ pub async fn start_on(
     host.sandbox = crate::mechanics::quota::Sandbox::new(config.limits.to_quotas());
     let host = Arc::new(host);
     let baseapp = host.role::<Baseapp>().await?;
-    let battle = host.role::<Battle>().await?;
+    let battle = match present.contains(&Role::Battleapp) {
+        true => Some(host.role::<Battle>().await?),
+        false => None,
+    };
     let watcher =
         crate::mechanics::watch::watch_modules(&config.modules, bus.clone(), runtime.clone(), host.refusals.clone())
             .with_context(|| format!("cannot watch {}", config.modules.display()))?;
-    let guild_module = host.role::<Guild>().await?;
+    let guild_module = match present.contains(&Role::Guild) {
+        true => Some(host.role::<Guild>().await?),
+        false => None,
+    };
     // The guild host and the battleapp stop when the server does.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = move || {
@@ -106,16 +127,21 @@ pub async fn start_on(
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let guilds = tokio::spawn(guild::run(host.clone(), guild_module.clone(), until_stopped()));
+    let guilds = guild_module.clone().map(|m| tokio::spawn(guild::run(host.clone(), m, until_stopped())));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let tick = Duration::from_secs(1) / config.battle.tick_hz;
-    let battleapp =
-        Battleapp::new(host.clone(), battle.clone(), tick, DEV_CHECKPOINT_TICKS, format!("ws://{addr}/battle")).await?;
-    let rooms = tokio::spawn(battleapp.clone().run(until_stopped()));
+    let battleapp = match &battle {
+        Some(battle) => Some(
+            Battleapp::new(host.clone(), battle.clone(), tick, DEV_CHECKPOINT_TICKS, format!("ws://{addr}/battle"))
+                .await?,
+        ),
+        None => None,
+    };
+    let rooms = battleapp.clone().map(|b| tokio::spawn(b.run(until_stopped())));
 
     let players = Arc::new(PlayerHost::new(
         bus.clone(),
@@ -133,21 +159,26 @@ pub async fn start_on(
         guild: guild_module,
         battleapp: battleapp.clone(),
     };
-    let battle_socket = Router::new().route("/battle", get(battleapp::socket::upgrade)).with_state(battleapp);
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/", get(index))
         .route("/ws", get(upgrade))
         .route("/modules", get(modules))
-        .with_state(state)
-        .merge(battle_socket);
+        .with_state(state);
+    if let Some(battleapp) = battleapp {
+        app = app.merge(Router::new().route("/battle", get(battleapp::socket::upgrade)).with_state(battleapp));
+    }
 
     tracing::info!(%addr, "warren dev serving: WebSocket on ws://{addr}/ws, battles on ws://{addr}/battle");
     let task = tokio::spawn(async move {
         let served =
             axum::serve(crate::mechanics::net::without_delay(listener), app).with_graceful_shutdown(shutdown).await;
         let _ = stop.send(true);
-        guilds.await??;
-        rooms.await?;
+        if let Some(guilds) = guilds {
+            guilds.await??;
+        }
+        if let Some(rooms) = rooms {
+            rooms.await?;
+        }
         drop(watcher);
         served.context("server failed")
     });
@@ -175,10 +206,10 @@ async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
     }
     let serving = serde_json::json!({
         "baseapp": app.baseapp.current().digest(),
-        "battle": app.battle.current().digest(),
-        "guild": app.guild.current().digest(),
+        "battle": app.battle.as_ref().map(|m| m.current().digest().to_owned()),
+        "guild": app.guild.as_ref().map(|m| m.current().digest().to_owned()),
     });
-    let rooms = app.battleapp.modules()["rooms"].take();
+    let rooms = app.battleapp.as_ref().map(|b| b.modules()["rooms"].take()).unwrap_or_default();
     Json(
         serde_json::json!({"serving": serving, "published": published, "refused": app.refusals.snapshot(), "rooms": rooms}),
     )

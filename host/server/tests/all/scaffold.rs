@@ -1,8 +1,8 @@
 //! A modder's first ten minutes, run as a modder would: `warren new` a standalone project
 //! against this checkout's guest SDK, its native test, `warren build`, and the module
-//! serving in `warren dev`.
+//! serving in `warren dev` with nothing but it.
 
-use crate::{Dev, FRAME_WAIT};
+use crate::{Client, FRAME_WAIT};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -45,11 +45,24 @@ async fn warren_new_makes_a_script_that_tests_builds_and_serves_as_it_is() {
     let built = tokio::time::timeout(std::time::Duration::from_secs(900), tested).await.expect("in time").unwrap();
     assert!(built.contains("built greeter"), "{built}");
 
-    let dev =
-        Dev::start(&game.join("modules/baseapp.wasm").display().to_string(), warren_test_guests::SCRIPT_BATTLE).await;
-    let (mut c, _) = dev.login("ann").await;
+    // `warren dev` on the project's own modules folder: a baseapp script and nothing else.
+    let args: Vec<String> =
+        ["dev", "--listen", "127.0.0.1:0", "--modules", &game.join("modules").display().to_string()]
+            .map(String::from)
+            .to_vec();
+    let mut dev = warren_testkit::Process::start("dev", warren, &args);
+    let line = dev.wait_for_line("listening on", FRAME_WAIT);
+    let addr: std::net::SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let mut c = Client::connect(addr).await;
+    c.send(json!({"type": "login", "name": "ann"})).await;
+    assert_eq!(c.recv().await["type"], "welcome");
     assert_eq!(c.recv().await["type"], "hello");
     c.send(json!({"type": "wave", "times": 3, "req": "w1"})).await;
     let waved = tokio::time::timeout(FRAME_WAIT, c.recv_type("waved")).await.unwrap();
     assert_eq!(waved["total"], 3);
+    // Without a battle script, battles are off, and the client is told so.
+    c.send(json!({"type": "battle.start"})).await;
+    let off = c.recv_type("error").await;
+    assert!(off["reason"].as_str().unwrap().starts_with("cannot start a battle"), "{off}");
+    assert!(dev.log().contains("battle.wasm is missing: the battle role is off"), "{}", dev.log());
 }
