@@ -98,10 +98,14 @@ fn failed(error: CallError, effects: &Effects) -> CallError {
     match (error, panic) {
         (CallError::Trap(_), Some((_, text))) => CallError::Trap(text.clone()),
         (CallError::Trap(engine), None) => {
-            // The engine's message and backtrace: its first line says what trapped.
-            let first = engine.lines().next().unwrap_or_default().to_owned();
+            // The engine's message is a wasm backtrace ending with its cause (`wasm trap:
+            // out of bounds memory access`): the cause is what the log line needs.
             tracing::debug!("trap backtrace: {engine}");
-            CallError::Trap(first)
+            let cause = match engine.rfind("wasm trap:") {
+                Some(at) => engine[at..].trim().to_owned(),
+                None => engine.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_owned(),
+            };
+            CallError::Trap(cause)
         }
         (other, _) => other,
     }
