@@ -134,17 +134,8 @@ async fn warren_play_plays_its_input_waits_for_the_answers_and_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_handler_is_one_log_line_with_its_message_place_module_and_frame() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (file, from) in
-        [("baseapp.wasm", PLAYER_V1), ("battle.wasm", SCRIPT_BATTLE), ("guild.wasm", warren_test_guests::SCRIPT_GUILD)]
-    {
-        std::fs::copy(from, dir.path().join(file)).expect("copy module");
-    }
-    let args: Vec<String> =
-        ["dev", "--listen", "127.0.0.1:0", "--modules", &dir.path().display().to_string()].map(String::from).to_vec();
-    let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
-    let line = dev.wait_for_line("listening on", FRAME_WAIT);
-    let addr: std::net::SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let dir = crate::modules_with(PLAYER_V1);
+    let (dev, addr) = crate::dev_process(dir.path());
     let mut c = Client::connect(addr).await;
     c.send(json!({"type": "login", "name": "oops"})).await;
     c.recv_type("welcome").await;

@@ -10,7 +10,6 @@ mod edge_client;
 mod faults;
 mod game;
 mod sandbox;
-mod scaffold;
 mod screen;
 
 use futures_util::{SinkExt, StreamExt};
@@ -150,6 +149,31 @@ impl Client {
             }
         }
     }
+}
+
+/// `warren dev` as a process serving `modules` (a folder), on a free port: the process
+/// (its log is its stderr) and where it listens.
+pub fn dev_process(modules: &Path) -> (warren_testkit::Process, SocketAddr) {
+    let args: Vec<String> =
+        ["dev", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()].map(String::from).to_vec();
+    let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
+    let line = dev.wait_for_line("listening on", FRAME_WAIT);
+    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    (dev, addr)
+}
+
+/// A modules folder with `baseapp` as the baseapp module and the shipped battle and guild
+/// scripts.
+pub fn modules_with(baseapp: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (file, from) in [
+        ("baseapp.wasm", baseapp),
+        ("battle.wasm", warren_test_guests::SCRIPT_BATTLE),
+        ("guild.wasm", warren_test_guests::SCRIPT_GUILD),
+    ] {
+        std::fs::copy(from, dir.path().join(file)).expect("copy module");
+    }
+    dir
 }
 
 /// The embedded bus behind `bus`, to inject faults into.

@@ -286,17 +286,8 @@ async fn modules_until(addr: std::net::SocketAddr, what: &str, check: impl Fn(&V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_comes_back_after_leaking_and_refused_modules_are_gone() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (file, from) in
-        [("baseapp.wasm", PLAYER_V1), ("battle.wasm", SCRIPT_BATTLE), ("guild.wasm", warren_test_guests::SCRIPT_GUILD)]
-    {
-        std::fs::copy(from, dir.path().join(file)).expect("copy module");
-    }
-    let args: Vec<String> =
-        ["dev", "--listen", "127.0.0.1:0", "--modules", &dir.path().display().to_string()].map(String::from).to_vec();
-    let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
-    let line = dev.wait_for_line("listening on", UNTIL);
-    let addr: std::net::SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let dir = crate::modules_with(PLAYER_V1);
+    let (dev, addr) = crate::dev_process(dir.path());
     let pid = dev.pid();
     let mut c = Client::connect(addr).await;
     c.send(json!({"type": "login", "name": "leaky"})).await;
@@ -307,7 +298,8 @@ async fn memory_comes_back_after_leaking_and_refused_modules_are_gone() {
 
     // A module that leaks: its instance keeps 48 MiB.
     c.send(json!({"type": "hoard", "mib": 48})).await;
-    assert_eq!(c.recv().await["mib"], 48);
+    let hoarded = c.recv().await;
+    assert_eq!(hoarded["mib"], 48, "{hoarded}");
     let leaked = rss_mib(pid);
     assert!(leaked >= baseline + 40, "the leak shows: {baseline} → {leaked} MiB");
 

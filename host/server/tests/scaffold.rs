@@ -1,11 +1,62 @@
 //! A modder's first ten minutes, run as a modder would: `warren new` a standalone project
 //! against this checkout's guest SDK, its native test, `warren build`, and the module
 //! serving in `warren dev` with nothing but it.
+//!
+//! A test binary of its own: it builds crates (all cores for a minute or two), and cargo
+//! runs test binaries one after the other, so no timing-sensitive test runs beside it.
 
-use crate::{Client, FRAME_WAIT};
-use serde_json::json;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a test waits for a frame or a process line before it fails.
+const FRAME_WAIT: Duration = Duration::from_secs(20);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A game client on a WebSocket.
+struct Client(Socket);
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> Client {
+        Client(tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect").0)
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.0.send(Message::text(frame.to_string())).await.expect("send");
+    }
+
+    async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(FRAME_WAIT, self.0.next()).await.expect("a frame in time");
+            if let Message::Text(text) = msg.expect("open").expect("a frame") {
+                return serde_json::from_str(&text).expect("JSON");
+            }
+        }
+    }
+
+    async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let f = self.recv().await;
+            if f["type"] == kind {
+                return f;
+            }
+        }
+    }
+}
+
+/// `warren dev` as a process serving `modules`, on a free port.
+fn dev_process(modules: &Path) -> (warren_testkit::Process, std::net::SocketAddr) {
+    let args: Vec<String> =
+        ["dev", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()].map(String::from).to_vec();
+    let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
+    let line = dev.wait_for_line("listening on", FRAME_WAIT);
+    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    (dev, addr)
+}
 
 fn run(what: &str, cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -46,13 +97,7 @@ async fn warren_new_makes_a_script_that_tests_builds_and_serves_as_it_is() {
     assert!(built.contains("built greeter"), "{built}");
 
     // `warren dev` on the project's own modules folder: a baseapp script and nothing else.
-    let args: Vec<String> =
-        ["dev", "--listen", "127.0.0.1:0", "--modules", &game.join("modules").display().to_string()]
-            .map(String::from)
-            .to_vec();
-    let mut dev = warren_testkit::Process::start("dev", warren, &args);
-    let line = dev.wait_for_line("listening on", FRAME_WAIT);
-    let addr: std::net::SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let (dev, addr) = dev_process(&game.join("modules"));
     let mut c = Client::connect(addr).await;
     c.send(json!({"type": "login", "name": "ann"})).await;
     assert_eq!(c.recv().await["type"], "welcome");
