@@ -53,8 +53,7 @@ fn dev_process(modules: &Path) -> (warren_testkit::Process, std::net::SocketAddr
     let args: Vec<String> =
         ["dev", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()].map(String::from).to_vec();
     let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
-    let line = dev.wait_for_line("listening on", FRAME_WAIT);
-    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    let addr = dev.listening_address(FRAME_WAIT);
     (dev, addr)
 }
 

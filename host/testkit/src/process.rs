@@ -68,6 +68,16 @@ impl Process {
         std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
 
+    /// Waits for the host's `... listening on <addr>` line and returns the address it ends
+    /// with (a host asked to listen on port 0 says which port it got).
+    pub fn listening_address(&mut self, wait: Duration) -> std::net::SocketAddr {
+        let line = self.wait_for_line("listening on", wait);
+        line.rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address at the end of `{line}`"))
+    }
+
     /// Waits for a line of stdout containing `needle` and returns it; fails the test
     /// (showing the log) if none comes within `wait` or the process ends first.
     pub fn wait_for_line(&mut self, needle: &str, wait: Duration) -> String {

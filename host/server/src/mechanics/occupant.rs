@@ -1,10 +1,53 @@
-//! The role's side of an owned queue ([`Occupant`]) and what it tells the owner loop
-//! ([`Routed`], [`Control`]); how the loop ended ([`Ended`]).
+//! The role's side of an owned queue ([`Occupant`]) and what it and the owner loop tell
+//! each other: the entity a message is for ([`Target`]), what became of it ([`Settled`]),
+//! [`Routed`], [`Control`]; how the loop ended ([`Ended`]).
 
-use super::owner::{OwnedQueue, Settled, Target};
+use super::owner::OwnedQueue;
 use std::future::Future;
-use warren_bus::{BusError, Delivery};
-use warren_runtime::World;
+use warren_bus::{Address, BusError, Delivery, Receipt};
+use warren_runtime::{Effects, World};
+
+/// The entity a queue message is for, and where its state sits in the state of the queue's
+/// owner. A player owns its queue (`prefix` empty); a guild shares its group's queue and
+/// state, its keys prefixed with `<guild>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The entity: the handler is called for it, and what it emits is sent as from it.
+    pub entity: Address,
+    /// The prefix of the entity's keys in the queue owner's state.
+    pub prefix: String,
+}
+
+impl Target {
+    /// An entity that owns its queue and state.
+    pub fn whole(entity: Address) -> Target {
+        Target { entity, prefix: String::new() }
+    }
+
+    /// An entity whose keys sit under `<id>/` in its group's state.
+    pub fn in_group(entity: Address, id: u64) -> Target {
+        Target { entity, prefix: format!("{id}/") }
+    }
+}
+
+/// What became of one queue message.
+#[derive(Debug)]
+pub enum Settled {
+    /// Its effects were committed with its ack (the receipt numbers its replies, when the
+    /// queue logs them as pushes: [`OwnedQueue::log_replies`]).
+    Done(Effects, Receipt),
+    /// The script refused it: acknowledged, nothing changed.
+    Refused(String),
+    /// It kept failing and was set aside as a dead letter.
+    Dead,
+    /// It had been committed before (a commit whose reply was lost, or a message relayed
+    /// twice): nothing was applied again.
+    Duplicate,
+    /// The message center failed: it stays pending and is taken again after a backoff.
+    Retry,
+    /// The lease is gone: another owner has the queue now.
+    Lost,
+}
 
 /// What the role does with a queue message before any handler sees it.
 pub enum Routed {

@@ -24,7 +24,7 @@ use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
 pub use crate::mechanics::handles::Handles;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, emit_logs, from_bus, outbound};
-pub use crate::mechanics::occupant::{Control, Ended, Occupant, Routed};
+pub use crate::mechanics::occupant::{Control, Ended, Occupant, Routed, Settled, Target};
 use crate::mechanics::quota::{Admission, Heat};
 use std::future::Future;
 use std::sync::Arc;
@@ -37,48 +37,6 @@ use warren_runtime::{CallEnv, CallError, CallResult, Effects, Instance, Message,
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two tries of a failing message center.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// The entity a queue message is for, and where its state sits in the state of the queue's
-/// owner. A player owns its queue (`prefix` empty); a guild shares its group's queue and
-/// state, its keys prefixed with `<guild>/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The entity: the handler is called for it, and what it emits is sent as from it.
-    pub entity: Address,
-    /// The prefix of the entity's keys in the queue owner's state.
-    pub prefix: String,
-}
-
-impl Target {
-    /// An entity that owns its queue and state.
-    pub fn whole(entity: Address) -> Target {
-        Target { entity, prefix: String::new() }
-    }
-
-    /// An entity whose keys sit under `<id>/` in its group's state.
-    pub fn in_group(entity: Address, id: u64) -> Target {
-        Target { entity, prefix: format!("{id}/") }
-    }
-}
-
-/// What became of one queue message.
-#[derive(Debug)]
-pub enum Settled {
-    /// Its effects were committed with its ack (the receipt numbers its replies, when the
-    /// queue logs them as pushes: [`OwnedQueue::log_replies`]).
-    Done(Effects, Receipt),
-    /// The script refused it: acknowledged, nothing changed.
-    Refused(String),
-    /// It kept failing and was set aside as a dead letter.
-    Dead,
-    /// It had been committed before (a commit whose reply was lost, or a message relayed
-    /// twice): nothing was applied again.
-    Duplicate,
-    /// The message center failed: it stays pending and is taken again after a backoff.
-    Retry,
-    /// The lease is gone: another owner has the queue now.
-    Lost,
-}
 
 /// A queue this host owns by lease, with the owner's committed state cached.
 pub struct OwnedQueue<W: World> {

@@ -24,8 +24,7 @@ fn host(role: &str, url: &str, name: &str, extra: &[&str]) -> (Process, SocketAd
             .to_vec();
     args.extend(extra.iter().map(|a| a.to_string()));
     let mut p = Process::start(name, warren(), &args);
-    let line = p.wait_for_line("listening on", SETTLE);
-    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    let addr = p.listening_address(SETTLE);
     (p, addr)
 }
 

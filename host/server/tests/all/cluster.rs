@@ -54,8 +54,7 @@ pub(crate) fn baseapp(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> 
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
     args.extend(host_args(url, groups, name, lease_ttl_ms));
     let mut p = Process::start(name, warren(), &args);
-    let line = p.wait_for_line("listening on", SETTLE);
-    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    let addr = p.listening_address(SETTLE);
     (p, addr)
 }
 
@@ -536,8 +535,7 @@ async fn whispers_to_an_offline_player_stop_at_the_queue_cap_on_redis_and_all_ar
     args.extend(["--config".to_owned(), config.display().to_string()]);
     args.extend(host_args(&redis.url, groups, "capped", 2_000));
     let mut p = Process::start("capped", warren(), &args);
-    let line = p.wait_for_line("listening on", SETTLE);
-    let addr: SocketAddr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address");
+    let addr = p.listening_address(SETTLE);
 
     let (mut ann, _) = login(addr, "ann").await;
     let (bob, bob_id) = login(addr, "bob").await;

@@ -333,8 +333,7 @@ fn baseapp_with(url: &str, name: &str, config: &str) -> (Process, SocketAddr, te
     args.extend(["--config".to_owned(), path.display().to_string()]);
     args.extend(host_args(url, GROUPS, name, 10_000));
     let mut p = Process::start(name, warren(), &args);
-    let line = p.wait_for_line("listening on", SETTLE);
-    let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("an address at the end");
+    let addr = p.listening_address(SETTLE);
     (p, addr, dir)
 }
 
