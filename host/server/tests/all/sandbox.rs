@@ -91,9 +91,11 @@ async fn a_module_cannot_send_the_hosts_messages_nor_end_another_players_session
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_byte_a_guest_hands_the_host_is_bounded() {
     let bus = Bus::embedded_with_groups(16);
-    let dev = Dev::start_on(PLAYER_V1, SCRIPT_BATTLE, bus.clone()).await;
+    // The caps on bytes are what this test is about: a deadline long enough that a guest
+    // building 16 MiB on a busy machine (process tests beside it) meets its cap first.
+    let limits = LimitsConfig { deadline_ms: 2000, ..LimitsConfig::default() };
+    let dev = Dev::start_limited(PLAYER_V1, SCRIPT_BATTLE, bus.clone(), limits.clone()).await;
     let (mut ann, ann_id) = player(&dev, "ann").await;
-    let limits = LimitsConfig::default();
     // A 16 MiB refusal reason, a log line over its cap, a push over the frame cap, a
     // state value over its cap: each fails its call with `(emit)`, with a short frame.
     let asks = [
