@@ -46,6 +46,9 @@ pub struct Room {
     checkpoint: Vec<u8>,
     /// The inputs and ticks applied since the checkpoint, in order.
     journal: Vec<JournalEntry>,
+    /// Why the room stayed on its module when the role's current one could not restore
+    /// it: shown to operators (a room pinned to an old module is a failed upgrade).
+    pinned: Option<String>,
 }
 
 impl Room {
@@ -61,7 +64,7 @@ impl Room {
         let (_, effects) =
             live.call(&mut Default::default(), env, |g, s| g.warren_game_room().call_create(s, id, setup))?;
         let checkpoint = snapshot(&mut live, env)?;
-        Ok((Room { id, role, live, generation, checkpoint, journal: Vec::new() }, effects))
+        Ok((Room { id, role, live, generation, checkpoint, journal: Vec::new(), pinned: None }, effects))
     }
 
     /// Brings room `id` back from a snapshot taken by [`Room::checkpoint`] — on another
@@ -70,7 +73,7 @@ impl Room {
         let generation = role.generation();
         let env = CallEnv { now_ms: 0, seed: 0 };
         let live = restore_on(role.current(), snapshot, env)?;
-        Ok(Room { id, role, live, generation, checkpoint: snapshot.to_vec(), journal: Vec::new() })
+        Ok(Room { id, role, live, generation, checkpoint: snapshot.to_vec(), journal: Vec::new(), pinned: None })
     }
 
     /// The room's snapshot now — every input and tick applied so far in it —, taken if
@@ -100,6 +103,24 @@ impl Room {
     /// The version of the module the room runs on.
     pub fn module_digest(&self) -> &str {
         self.live.module().digest()
+    }
+
+    /// Why the room runs on an older module than its role's current one, if it does: the
+    /// current module's `restore` refused (or failed on) the room's snapshot.
+    pub fn pinned(&self) -> Option<&str> {
+        self.pinned.as_deref()
+    }
+
+    /// Checks that `module` can take over a room from `snapshot` (taken by the module the
+    /// room runs on now): restores it on a fresh instance, then snapshots it again, as a
+    /// move and the next checkpoint would. Run before a battle module may serve, so a
+    /// snapshot format change that breaks running rooms is found before any room moves.
+    pub fn check_restore(module: Arc<crate::module::Module<Battle>>, snap: &[u8]) -> Result<(), CallError> {
+        let env = CallEnv { now_ms: 0, seed: 0 };
+        let mut live = restore_on(module, snap, env)?;
+        let again = snapshot(&mut live, env);
+        live.retire();
+        again.map(drop)
     }
 
     /// Applies a player's input. On failure the room is as it was before the call.
@@ -171,16 +192,26 @@ impl Room {
         };
         // From here a failure is the new module's: the room will not try it again.
         self.generation = generation;
+        let target_digest = target.digest().to_owned();
         match restore_on(target, &snap, env) {
             Ok(moved) => {
                 let old = std::mem::replace(&mut self.live, moved);
                 old.retire();
                 self.checkpoint = snap;
                 self.journal.clear();
+                self.pinned = None;
                 tracing::info!(room = self.id, %from, to = self.live.module().digest(), "room moved to new module");
             }
             Err(e) => {
-                tracing::warn!(room = self.id, %from, error = %e, "room kept its module: the new one cannot restore it");
+                tracing::warn!(
+                    room = self.id,
+                    %from,
+                    to = target_digest,
+                    error = %e,
+                    "room kept its module: the new one cannot restore it"
+                );
+                self.pinned =
+                    Some(format!("module {} cannot restore it: {e}", &target_digest[..12.min(target_digest.len())]));
             }
         }
     }

@@ -81,10 +81,11 @@ enum Command {
     },
     /// Makes a new script crate that builds, tests and runs as it is: in this workspace's
     /// scripts/ (added to its members), or with --standalone as a project of its own.
+    /// Run it again with --workspace <that project> to add a script of another role.
     New {
         /// The crate's name (lowercase letters, digits, - and _).
         name: String,
-        /// The role it serves (baseapp so far).
+        /// The role it serves: baseapp (player logic), battle (a battle room) or guild.
         #[arg(long, default_value = "baseapp")]
         role: String,
         /// The Warren workspace to add it to.
@@ -113,6 +114,11 @@ enum Command {
         /// Build only the script of this role (baseapp, battle, guild, team, matchmaker).
         #[arg(long)]
         role: Option<String>,
+        /// Check a new battle module against the rooms a running `warren dev` plays (at
+        /// this URL; default http://127.0.0.1:7700): it is written only if it restores
+        /// every room's snapshot.
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7700")]
+        check_rooms: Option<String>,
     },
 }
 
@@ -206,8 +212,9 @@ fn main() -> anyhow::Result<()> {
             println!("made {}: `cargo test -p {name}`, then `warren build` and `warren dev`", dir.display());
             Ok(())
         }
-        Command::Build { workspace, out, role } => {
-            warren::tools::build::build_scripts(&workspace, &out, role.as_deref())
+        Command::Build { workspace, out, role, check_rooms } => {
+            let options = warren::tools::build::BuildOptions { role, check_rooms };
+            warren::tools::build::build_scripts(&workspace, &out, &options)
         }
         Command::Play { name, url, wait_ms, json } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -38,6 +38,14 @@ pub struct Meta {
     pub key: Option<String>,
 }
 
+/// A frame's `type`, for a log line about it (empty if it has none).
+pub fn frame_type(frame: &[u8]) -> String {
+    serde_json::from_slice::<Value>(frame)
+        .ok()
+        .and_then(|f| f.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Reads a frame's `type` and the host's fields, with a reason a client can act on when
 /// it is malformed.
 pub fn parse(frame: &[u8]) -> Result<(ClientFrame, Meta), String> {

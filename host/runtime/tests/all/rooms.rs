@@ -59,6 +59,20 @@ fn a_swap_moves_the_room_and_a_failed_restore_keeps_the_old_module() {
     let (_, fx) = room.tick(2, env(5)).unwrap();
     assert_eq!(room.module_digest(), v2.digest(), "a room the new module cannot restore stays put");
     assert_eq!(last_frame(&fx)["ticks"], 3);
+    let why = room.pinned().expect("a pinned room says why");
+    assert!(why.contains("cannot restore it"), "{why}");
+}
+
+#[test]
+fn a_module_is_checked_against_a_rooms_snapshot_before_any_room_moves() {
+    let role = RoleModule::new(load::<Battle>(ROOM_V1));
+    let (mut room, _) = Room::create(role, 4, b"{}", env(1)).unwrap();
+    room.tick(0, env(2)).unwrap();
+    let snap = room.checkpoint().unwrap().to_vec();
+    Room::check_restore(load::<Battle>(ROOM_V2), &snap).expect("v2 restores v1's rooms");
+    let refused = Room::check_restore(load::<Battle>(ROOM_BAD_RESTORE), &snap).unwrap_err();
+    assert_eq!(refused, CallError::Rejected("this build cannot restore rooms".into()));
+    assert_eq!(room.pinned(), None, "checking moves nothing");
 }
 
 #[test]

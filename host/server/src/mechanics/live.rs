@@ -4,9 +4,10 @@
 
 use crate::mechanics::watch::Refusals;
 use crate::role::Role;
+use crate::roles::battleapp::upgrade::{self, RoomsBroken};
 use std::sync::Arc;
 use warren_bus::{Bus, BusError};
-use warren_runtime::{LoadError, RoleModule, Runtime, World};
+use warren_runtime::{Battle, LoadError, RoleModule, Runtime, World};
 
 /// Why a deploy was refused.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,9 @@ pub enum DeployError {
         /// Why.
         source: LoadError,
     },
+    /// A battle module that cannot take over the rooms running now; nothing was changed.
+    #[error("battle module refused: {0}")]
+    Rooms(#[from] RoomsBroken),
     /// The bus did not take it.
     #[error("could not store the module: {0}")]
     Bus(#[from] BusError),
@@ -34,14 +38,40 @@ pub fn validate(runtime: &Runtime, role: &str, bytes: &[u8]) -> Result<(), Deplo
 }
 
 /// Validates a module, then stores it and makes it the role's current one. Returns its
-/// digest.
+/// digest. A battle module must also take over every room running now (see
+/// [`crate::roles::battleapp::upgrade`]).
 pub async fn deploy(bus: &Bus, runtime: &Runtime, role: &str, bytes: Vec<u8>) -> Result<String, DeployError> {
     let (rt, r) = (runtime.clone(), role.to_owned());
     let (checked, bytes) = tokio::task::spawn_blocking(move || (validate(&rt, &r, &bytes), bytes))
         .await
         .expect("validation does not panic");
     checked?;
+    let bytes = match Role::of_world(role) {
+        Some(Role::Battleapp) => check_rooms(bus, runtime, bytes).await?,
+        _ => bytes,
+    };
     Ok(bus.publish_module(role, bytes).await?)
+}
+
+/// Checks a battle module (already validated) against the rooms running now; hands its
+/// bytes back if it can take every one over.
+async fn check_rooms(bus: &Bus, runtime: &Runtime, bytes: Vec<u8>) -> Result<Vec<u8>, DeployError> {
+    let rooms = upgrade::running_rooms(bus).await?;
+    if rooms.is_empty() {
+        return Ok(bytes);
+    }
+    let rt = runtime.clone();
+    tokio::task::spawn_blocking(move || {
+        let module = Arc::new(
+            rt.load::<Battle>(&bytes)
+                .map_err(|source| DeployError::Invalid { role: Battle::NAME.to_owned(), source })?,
+        );
+        let checked = upgrade::check_rooms(&module, &rooms)?;
+        tracing::info!(rooms = checked, digest = %short(module.digest()), "battle module restores every running room");
+        Ok(bytes)
+    })
+    .await
+    .expect("the room check does not panic")
 }
 
 /// Follows the role's announcements: loads each new current module and swaps it into

@@ -12,13 +12,13 @@ use crate::roles::baseapp::session;
 use crate::roles::battleapp::{self, Battleapp};
 use crate::roles::guild;
 use anyhow::Context;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_bus::Bus;
@@ -61,7 +61,7 @@ struct AppState {
 /// Validates `dir/<world>.wasm` and publishes it on the bus, as `warren publish` does for
 /// a cluster. `false` if there is no such file and the role can do without (all but the
 /// baseapp).
-async fn publish_file(dir: &Path, role: Role, bus: &Bus, runtime: &Runtime) -> anyhow::Result<bool> {
+async fn publish_file(dir: &std::path::Path, role: Role, bus: &Bus, runtime: &Runtime) -> anyhow::Result<bool> {
     let path = dir.join(format!("{}.wasm", role.world()));
     if role != Role::Baseapp && !path.exists() {
         tracing::warn!(
@@ -163,6 +163,8 @@ pub async fn start_on(
         .route("/", get(index))
         .route("/ws", get(upgrade))
         .route("/modules", get(modules))
+        .route("/rooms", get(list_rooms))
+        .route("/rooms/{id}/snapshot", get(room_snapshot))
         .with_state(state);
     if let Some(battleapp) = battleapp {
         app = app.merge(Router::new().route("/battle", get(battleapp::socket::upgrade)).with_state(battleapp));
@@ -187,7 +189,41 @@ pub async fn start_on(
 
 async fn index() -> &'static str {
     "Warren dev server. Connect a WebSocket to /ws and send {\"type\":\"login\",\"name\":\"you\"}. \
-     GET /modules lists the modules serving.\n"
+     GET /modules lists the modules serving, GET /rooms the battle rooms running.\n"
+}
+
+/// The battle rooms running, each with its last checkpoint (hex) and the module it runs:
+/// what `warren build --check-rooms` restores on a freshly built battle module before it
+/// writes it. `{"rooms": [{"room": 5, "module": "<sha256>", "snapshot_hex": "7b22..."}]}`.
+async fn list_rooms(State(app): State<AppState>) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let running = battleapp::upgrade::running_rooms(&app.bus).await.map_err(unavailable)?;
+    let modules = app.battleapp.as_ref().map(|b| b.modules()["rooms"].take()).unwrap_or_default();
+    let rooms: Vec<serde_json::Value> = running
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "room": r.room,
+                "module": modules.get(r.room.to_string()),
+                "snapshot_hex": hex::encode(&r.snapshot),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "rooms": rooms })))
+}
+
+/// Room `id`'s last checkpoint, as its module wrote it: saved into a script's tests, it is
+/// what a later version's `restore` must read (`warren_guest::testing`).
+async fn room_snapshot(State(app): State<AppState>, Path(id): Path<u64>) -> Result<Vec<u8>, (StatusCode, String)> {
+    let running = battleapp::upgrade::running_rooms(&app.bus).await.map_err(unavailable)?;
+    running
+        .into_iter()
+        .find(|r| r.room == id)
+        .map(|r| r.snapshot)
+        .ok_or((StatusCode::NOT_FOUND, format!("no battle room {id} is running\n")))
+}
+
+fn unavailable(e: warren_bus::BusError) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the rooms: {e}\n"))
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl IntoResponse {
@@ -195,8 +231,10 @@ async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl Into
 }
 
 /// What each role serves in this process, what the bus has published, and the last
-/// refusal of each, and the module of each running battle room:
-/// `{"serving": {"baseapp": "<sha256>"}, "published": {...}, "refused": {...}, "rooms": {"5": "<sha256>"}}`.
+/// refusal of each, and the module of each running battle room, how many rooms run on
+/// each module, and why a room stays on an older one:
+/// `{"serving": {"baseapp": "<sha256>"}, "published": {...}, "refused": {...}, "rooms": {"5": "<sha256>"},
+/// "rooms_by_module": {"<sha256>": 1}, "pinned": {"5": "module ... cannot restore it: ..."}}`.
 async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
     let mut published = serde_json::Map::new();
     for role in Role::ALL.map(Role::world) {
@@ -209,8 +247,13 @@ async fn modules(State(app): State<AppState>) -> Json<serde_json::Value> {
         "battle": app.battle.as_ref().map(|m| m.current().digest().to_owned()),
         "guild": app.guild.as_ref().map(|m| m.current().digest().to_owned()),
     });
-    let rooms = app.battleapp.as_ref().map(|b| b.modules()["rooms"].take()).unwrap_or_default();
-    Json(
-        serde_json::json!({"serving": serving, "published": published, "refused": app.refusals.snapshot(), "rooms": rooms}),
-    )
+    let mut battles = app.battleapp.as_ref().map(|b| b.modules()).unwrap_or_default();
+    Json(serde_json::json!({
+        "serving": serving,
+        "published": published,
+        "refused": app.refusals.snapshot(),
+        "rooms": battles["rooms"].take(),
+        "rooms_by_module": battles["rooms_by_module"].take(),
+        "pinned": battles["pinned"].take(),
+    }))
 }

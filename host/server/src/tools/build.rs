@@ -2,17 +2,33 @@
 //! against its role's world before writing it. Each script is built on its own: one that
 //! fails is reported with its crate's name and the others are still built; the command
 //! fails if any did.
+//!
+//! With `--check-rooms`, a battle script is also checked against the rooms a running
+//! `warren dev` plays: the new module must restore each room's last snapshot, or it is not
+//! written (and so never served).
 
 use crate::mechanics::live::{short, validate};
 use crate::role::Role;
+use crate::roles::battleapp::upgrade::{RoomSnapshot, check_rooms as check_rooms_on};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::Path;
 use warren_build::{Guest, GuestBuilder, Script, find_scripts};
-use warren_runtime::{Limits, Runtime};
+use warren_runtime::{Battle, Limits, Runtime};
 
-/// Builds the scripts of `workspace/scripts` into `out` — only the one of `role` if given.
-pub fn build_scripts(workspace: &Path, out: &Path, role: Option<&str>) -> anyhow::Result<()> {
+/// What `warren build` is asked to do besides building.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Build only the script of this role.
+    pub role: Option<String>,
+    /// A running `warren dev` (its base URL) whose battle rooms a new battle module must
+    /// restore before it is written.
+    pub check_rooms: Option<String>,
+}
+
+/// Builds the scripts of `workspace/scripts` into `out`.
+pub fn build_scripts(workspace: &Path, out: &Path, options: &BuildOptions) -> anyhow::Result<()> {
+    let role = options.role.as_deref();
     let dir = workspace.join("scripts");
     let found = find_scripts(&dir)?;
     anyhow::ensure!(
@@ -37,7 +53,7 @@ pub fn build_scripts(workspace: &Path, out: &Path, role: Option<&str>) -> anyhow
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut built = 0;
     for script in &scripts {
-        match build_one(&builder, &runtime, script, out) {
+        match build_one(&builder, &runtime, script, out, options.check_rooms.as_deref()) {
             Ok(line) => {
                 built += 1;
                 println!("{line}");
@@ -93,22 +109,62 @@ fn plan(found: Vec<Script>, only: Option<&str>) -> (Vec<Script>, Vec<String>) {
     (scripts, failures)
 }
 
-/// Builds one script, checks it against its world and writes it; the line to print.
-fn build_one(builder: &GuestBuilder, runtime: &Runtime, script: &Script, out: &Path) -> anyhow::Result<String> {
+/// Builds one script, checks it against its world (and, for a battle script with
+/// `check_rooms`, against the rooms running there) and writes it; the line to print.
+fn build_one(
+    builder: &GuestBuilder,
+    runtime: &Runtime,
+    script: &Script,
+    out: &Path,
+    check_rooms: Option<&str>,
+) -> anyhow::Result<String> {
     let bytes = builder.build(&Guest { package: script.package.clone(), features: vec![] })?;
     validate(runtime, &script.role, &bytes)?;
+    let mut checked = String::new();
+    if let (Some(url), Some(Role::Battleapp)) = (check_rooms, Role::of_world(&script.role)) {
+        let n = check_against_dev(url, runtime, &bytes).context("not written")?;
+        checked = format!(", restores the {n} rooms running at {url}");
+    }
     // Write beside, then rename: a watcher never sees half a module.
     let target = out.join(format!("{}.wasm", script.role));
     let partial = out.join(format!(".{}.wasm.partial", script.role));
     std::fs::write(&partial, &bytes).with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, &target).with_context(|| format!("cannot write {}", target.display()))?;
     Ok(format!(
-        "built {} -> {} ({} KiB, sha256 {})",
+        "built {} -> {} ({} KiB, sha256 {}{checked})",
         script.package,
         target.display(),
         bytes.len() / 1024,
         short(&warren_runtime::digest(&bytes))
     ))
+}
+
+/// Checks battle module `bytes` against the rooms a running `warren dev` at `url` plays:
+/// how many it restores, or an error naming those it cannot.
+pub fn check_against_dev(url: &str, runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<usize> {
+    let rooms = rooms_of(url)?;
+    let module = std::sync::Arc::new(runtime.load::<Battle>(bytes)?);
+    Ok(check_rooms_on(&module, &rooms).with_context(|| format!("checked against the rooms of {url}"))?)
+}
+
+/// The rooms a running `warren dev` at `url` plays, with their last snapshots (its `/rooms`).
+fn rooms_of(url: &str) -> anyhow::Result<Vec<RoomSnapshot>> {
+    let endpoint = format!("{}/rooms", url.trim_end_matches('/'));
+    let body = ureq::get(&endpoint).call().and_then(|mut r| r.body_mut().read_to_string()).with_context(|| {
+        format!("cannot read the rooms of {endpoint}: is `warren dev` running there? (or build without --check-rooms)")
+    })?;
+    let listed: serde_json::Value =
+        serde_json::from_str(&body).with_context(|| format!("{endpoint} did not answer with its rooms"))?;
+    let rooms = listed["rooms"].as_array().with_context(|| format!("{endpoint} did not answer with its rooms"))?;
+    rooms
+        .iter()
+        .map(|r| {
+            let room = r["room"].as_u64().context("a room without an id")?;
+            let snapshot = hex::decode(r["snapshot_hex"].as_str().unwrap_or_default())
+                .with_context(|| format!("room {room}'s snapshot is not hex"))?;
+            Ok(RoomSnapshot { room, snapshot })
+        })
+        .collect()
 }
 
 #[cfg(test)]

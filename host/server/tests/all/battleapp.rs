@@ -293,8 +293,17 @@ async fn a_battle_module_published_mid_battle_moves_every_room_on_both_battleapp
     assert!(all_on(&rooms_on(addr_a).await, &v2) && all_on(&rooms_on(addr_b).await, &v2));
     assert!(frames.values().all(|f| f[0]["version"] == 1), "each room was seen on v1 first");
 
-    // A module that cannot restore rooms is adopted for new rooms, and every running room
-    // stays on v2, says so in the log, and ticks on.
+    // A module that cannot restore the running rooms is refused by `warren publish` (as by
+    // any deploy), naming the rooms, before any host sees it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ROOM_BAD_RESTORE, dir.path().join("battle.wasm")).unwrap();
+    let refused = format!("{:#}", warren::tools::admin::publish(&bus, dir.path()).await.unwrap_err());
+    assert!(refused.contains("battle module refused: it cannot take over 20 of the 20 battle rooms"), "{refused}");
+    assert!(refused.contains("rejected: this build cannot restore rooms; room "), "{refused}");
+    assert_eq!(bus.current_module("battle").await.unwrap(), Some(v2.clone()), "nothing published");
+
+    // Published past that check, it is adopted for new rooms, and every running room stays
+    // on v2, says so in the log and on /modules, and ticks on.
     let bad = warren_runtime::digest(&guests::read(guests::ROOM_BAD_RESTORE));
     bus.publish_module("battle", guests::read(guests::ROOM_BAD_RESTORE)).await.unwrap();
     let started = Instant::now();
@@ -306,6 +315,19 @@ async fn a_battle_module_published_mid_battle_moves_every_room_on_both_battleapp
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(all_on(&rooms_on(addr).await, &v2), "every room stays on v2");
+        // Each room notes its pin at its next tick.
+        let running = rooms_on(addr).await.len();
+        let modules = loop {
+            let modules = crate::http_get_json(addr, "/modules").await;
+            if modules["pinned"].as_object().unwrap().len() == running {
+                break modules;
+            }
+            assert!(started.elapsed() < SETTLE, "rooms not shown as pinned: {modules}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(modules["rooms_by_module"], json!({ v2.as_str(): running }), "{modules}");
+        let pinned = modules["pinned"].as_object().unwrap();
+        assert!(pinned.values().all(|why| why.as_str().unwrap().contains("cannot restore it")), "{modules}");
     }
     let seen: Vec<usize> = frames.values().map(Vec::len).collect();
     let started = Instant::now();

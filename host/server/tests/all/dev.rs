@@ -156,3 +156,123 @@ async fn a_panic_in_a_handler_is_one_log_line_with_its_message_place_module_and_
     let log = dev.log();
     assert!(!log.contains("wasm backtrace"), "no backtrace at the default level:\n{log}");
 }
+
+/// Polls `/modules` until `done` accepts it.
+async fn modules_until(dev: &Dev, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let modules = dev.modules().await;
+        if done(&modules) {
+            return modules;
+        }
+        assert!(started.elapsed() < FRAME_WAIT, "{what}: {modules}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_battle_module_that_cannot_restore_the_running_rooms_is_refused_before_it_serves() {
+    use warren_test_guests::{ROOM_BAD_RESTORE, ROOM_V1, ROOM_V2, read};
+    let bus = warren_bus::Bus::embedded_with_groups(16);
+    let dev = Dev::start_on(PLAYER_V1, ROOM_V1, bus.clone()).await;
+    let started = Instant::now();
+    let room = loop {
+        // The battleapp takes rooms once it has reported itself.
+        match warren::roles::battleapp::place_room(&bus, 1, b"{}".to_vec()).await {
+            Ok(placed) => break placed.room,
+            Err(warren::roles::battleapp::PlaceError::NoBattleapp) if started.elapsed() < FRAME_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("no room: {e}"),
+        }
+    };
+    let (v1, v2) = (warren_runtime::digest(&read(ROOM_V1)), warren_runtime::digest(&read(ROOM_V2)));
+    let started = Instant::now();
+    let listed = loop {
+        let rooms = crate::http_get_json(dev.addr, "/rooms").await;
+        // Listed once its first snapshot is stored, with its module once it runs.
+        if rooms["rooms"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1 && r[0]["module"].as_str().is_some_and(|m| !m.is_empty()))
+        {
+            break rooms["rooms"][0].clone();
+        }
+        assert!(started.elapsed() < FRAME_WAIT, "the room never ran: {rooms}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(listed["room"], room);
+    assert_eq!(listed["module"], v1.as_str());
+    let snapshot = hex::decode(listed["snapshot_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&snapshot).unwrap()["id"], room, "the room's own snapshot");
+    let raw = crate::http_get_json(dev.addr, &format!("/rooms/{room}/snapshot")).await;
+    assert_eq!(
+        raw,
+        serde_json::from_slice::<serde_json::Value>(&snapshot).unwrap(),
+        "the snapshot as its module wrote it"
+    );
+
+    // `warren build --check-rooms` against this server: the module that restores the room
+    // passes, the one that cannot is named with the room and why.
+    let url = format!("http://{}", dev.addr);
+    let check = |guest: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let runtime = warren_runtime::Runtime::new(warren_runtime::Limits::default()).unwrap();
+            warren::tools::build::check_against_dev(&url, &runtime, &read(guest)).map_err(|e| format!("{e:#}"))
+        })
+    };
+    assert_eq!(check(ROOM_V2).await.unwrap(), Ok(1));
+    let refused = check(ROOM_BAD_RESTORE).await.unwrap().unwrap_err();
+    assert!(
+        refused.contains(&format!("it cannot take over 1 of the 1 battle rooms running now (room {room}: rejected: this build cannot restore rooms)")),
+        "{refused}"
+    );
+
+    // Dropped into the folder, it is refused before it serves: the room plays on v1.
+    replace_file(&dev.module_path("battle"), ROOM_BAD_RESTORE);
+    let modules = modules_until(&dev, "the module was never judged", |m| m["refused"]["battle"].is_string()).await;
+    let why = modules["refused"]["battle"].as_str().unwrap();
+    assert!(why.contains("battle module refused: it cannot take over 1 of the 1 battle rooms running now"), "{why}");
+    assert_eq!(modules["serving"]["battle"], v1.as_str());
+    assert_eq!(modules["rooms_by_module"], json!({ v1.as_str(): 1 }));
+    assert_eq!(modules["pinned"], json!({}));
+
+    // One that restores it serves, and the room moves to it.
+    replace_file(&dev.module_path("battle"), ROOM_V2);
+    let modules =
+        modules_until(&dev, "the room never moved", |m| m["rooms_by_module"] == json!({ v2.as_str(): 1 })).await;
+    assert_eq!(modules["serving"]["battle"], v2.as_str());
+    assert!(modules["refused"].get("battle").is_none(), "{modules}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_ticks_keep_failing_logs_its_fault_once_then_closes() {
+    let dir = crate::modules_with(PLAYER_V1);
+    crate::replace_file(&dir.path().join("battle.wasm"), warren_test_guests::ROOM_V1);
+    let (dev, addr) = crate::dev_process(dir.path());
+    let mut c = Client::connect(addr).await;
+    c.send(json!({"type": "login", "name": "tick"})).await;
+    c.recv_type("welcome").await;
+    c.send(json!({"type": "battle.start"})).await;
+    let room = c.recv_type("battle.started").await["room"].as_u64().unwrap();
+    c.send(json!({"type": "battle.input", "action": "break-ticks"})).await;
+    let closed = c.recv_type("battle.closed").await;
+    assert_eq!((closed["room"].as_u64(), closed["reason"].as_str()), (Some(room), Some("the battle failed: trap")));
+
+    let started = Instant::now();
+    while !dev.log().contains("room closed") {
+        assert!(started.elapsed() < FRAME_WAIT, "the close was not logged:\n{}", dev.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = dev.log();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("room tick failed")).collect();
+    assert_eq!(failed.len(), 1, "one line for twenty failures of the same fault:\n{log}");
+    for part in ["role=\"battle\"", "module=", "handler=\"tick\"", &format!("room={room}"), "asked to break every tick"]
+    {
+        assert!(failed[0].contains(part), "`{part}` in the fault's line: {}", failed[0]);
+    }
+    let closed: Vec<&str> = log.lines().filter(|l| l.contains("room closed")).collect();
+    assert_eq!(closed.len(), 1, "{log}");
+    assert!(closed[0].contains("its tick failed 20 times in a row"), "{}", closed[0]);
+    assert!(!log.contains("wasm backtrace"), "no backtrace at the default level:\n{log}");
+}

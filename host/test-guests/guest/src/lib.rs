@@ -228,6 +228,10 @@ pub struct TestRoom {
     ticks: u64,
     inputs: Vec<u64>,
     restored_by: u32,
+    /// Set by an input holding `break-ticks`: every tick after it panics (a room that
+    /// keeps failing).
+    #[serde(default)]
+    broken: bool,
 }
 
 impl Room for TestRoom {
@@ -239,7 +243,7 @@ impl Room for TestRoom {
     }
 
     fn create(room: u64, _setup: &[u8]) -> Outcome<Self> {
-        Ok(TestRoom { id: room, ticks: 0, inputs: Vec::new(), restored_by: VERSION })
+        Ok(TestRoom { id: room, ticks: 0, inputs: Vec::new(), restored_by: VERSION, broken: false })
     }
 
     fn input(&mut self, player: PlayerId, input: &[u8]) -> Outcome {
@@ -247,11 +251,16 @@ impl Room for TestRoom {
         match input {
             b"trap" => panic!("asked to trap"),
             b"reject" => Err(Reject::new("asked to reject")),
+            _ if input.windows(11).any(|w| w == b"break-ticks") => {
+                self.broken = true;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 
     fn tick(&mut self, tick: u64) -> Outcome<RoomStatus> {
+        assert!(!self.broken, "asked to break every tick");
         self.ticks += 1;
         let frame = serde_json::json!({"room": self.id, "tick": tick, "ticks": self.ticks,
             "inputs": self.inputs.len(), "version": VERSION, "restored_by": self.restored_by});

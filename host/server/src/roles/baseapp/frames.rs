@@ -125,10 +125,7 @@ impl Session<'_> {
             Ok(Err(fault)) => {
                 // One line that says which module failed on what, and why (a panic's message
                 // and place, from the SDK's hook).
-                let kind = serde_json::from_slice::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|f| f.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
+                let kind = protocol::frame_type(text);
                 tracing::warn!(
                     role = "baseapp",
                     module = %q.logic_digest(),

@@ -15,6 +15,7 @@
 
 pub mod room;
 pub mod socket;
+pub mod upgrade;
 
 use crate::config::HostConfig;
 use crate::mechanics::cluster::{Host, MEMBER_TTL, shutdown_signal};
@@ -126,6 +127,8 @@ struct Running {
     drain: watch::Sender<bool>,
     /// The digest of the module the room runs on (a room may stay on an older one).
     module: String,
+    /// Why it stays on an older module, if it does.
+    pinned: Option<String>,
 }
 
 /// What a battleapp says of itself in its reports.
@@ -169,27 +172,38 @@ impl Battleapp {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Records the module room `id` runs on now.
-    fn note_module(&self, id: u64, digest: &str) {
+    /// Records the module room `id` runs on now, and why it is not the current one.
+    fn note_module(&self, id: u64, digest: &str, pinned: Option<String>) {
         if let Some(r) = self.rooms.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
             digest.clone_into(&mut r.module);
+            r.pinned = pinned;
         }
     }
 
-    /// What this battleapp serves: the battle module its new rooms get, and the module of
-    /// each running room (one whose restore on a new module failed stays on its old one).
+    /// What this battleapp serves: the battle module its new rooms get, the module of each
+    /// running room, how many rooms run on each module, and the rooms pinned to an older
+    /// one with why (its restore on the new module failed):
+    /// `{"serving": {"battle": D}, "refused": {..}, "rooms": {"5": D}, "rooms_by_module": {D: 1}, "pinned": {"5": why}}`.
     pub fn modules(&self) -> serde_json::Value {
-        let rooms: serde_json::Map<String, serde_json::Value> = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(id, r)| (id.to_string(), r.module.clone().into()))
-            .collect();
+        let running = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rooms = serde_json::Map::new();
+        let mut by_module = std::collections::BTreeMap::<&str, u64>::new();
+        let mut pinned = serde_json::Map::new();
+        for (id, r) in running.iter() {
+            rooms.insert(id.to_string(), r.module.clone().into());
+            if !r.module.is_empty() {
+                *by_module.entry(&r.module).or_default() += 1;
+            }
+            if let Some(why) = &r.pinned {
+                pinned.insert(id.to_string(), why.clone().into());
+            }
+        }
         serde_json::json!({
             "serving": {"battle": self.module.current().digest()},
             "refused": self.host.refusals.snapshot(),
             "rooms": rooms,
+            "rooms_by_module": by_module,
+            "pinned": pinned,
         })
     }
 
@@ -264,7 +278,7 @@ impl Battleapp {
             if rooms.contains_key(&id) {
                 return;
             }
-            rooms.insert(id, Running { drain, module: String::new() });
+            rooms.insert(id, Running { drain, module: String::new(), pinned: None });
         }
         let app = self.clone();
         tokio::spawn(async move {

@@ -10,6 +10,7 @@
 //! replay the journal — plays exactly the ticks the players already saw.
 
 use super::Battleapp;
+use super::upgrade::{FINISHED_KEY, SNAPSHOT_KEY};
 use crate::mechanics::logic::fresh_env;
 use crate::mechanics::owner::{Control, Occupant, OwnedQueue, Routed, Settled, Target};
 use crate::mechanics::ticket::Ticket;
@@ -72,6 +73,11 @@ pub struct RoomOwner {
     done: bool,
     /// The module digest last recorded for the room (see [`Battleapp::modules`]).
     module: String,
+    /// Why the room stays on an older module, as last recorded.
+    pinned: Option<String>,
+    /// The fault of the last failed tick, while ticks keep failing: a repeat of it is
+    /// logged at debug level, so a room that keeps failing logs its fault once.
+    last_fault: Option<String>,
 }
 
 /// The room's own events.
@@ -129,6 +135,20 @@ impl RoomOwner {
             drain,
             done: false,
             module: String::new(),
+            pinned: None,
+            last_fault: None,
+        }
+    }
+
+    /// Tells the battleapp which module the room runs on now, and why not the current
+    /// one, if that changed (see [`Battleapp::modules`]).
+    fn note_module(&mut self) {
+        let Some(room) = &self.room else { return };
+        let digest = room.module_digest();
+        if digest != self.module || room.pinned() != self.pinned.as_deref() {
+            digest.clone_into(&mut self.module);
+            self.pinned = room.pinned().map(str::to_owned);
+            self.app.note_module(self.id, digest, self.pinned.clone());
         }
     }
 
@@ -144,10 +164,10 @@ impl RoomOwner {
     /// checkpoint and replays the journal. `Ok(false)` when the room is over already.
     pub async fn resume(&mut self, q: &mut OwnedQueue<Battle>) -> Result<bool, BusError> {
         let state = q.state().await?.clone();
-        if state.contains_key("finished") {
+        if state.contains_key(FINISHED_KEY) {
             return Ok(false);
         }
-        let Some(snapshot) = state.get("snapshot") else { return Ok(true) };
+        let Some(snapshot) = state.get(SNAPSHOT_KEY) else { return Ok(true) };
         self.seed = state_u64(&state, "seed").unwrap_or(0);
         self.start_ms = state_u64(&state, "start_ms").unwrap_or(0);
         self.next_tick = state_u64(&state, "tick").unwrap_or(0);
@@ -226,6 +246,7 @@ impl RoomOwner {
             "room taken over"
         );
         self.room = Some(room);
+        self.note_module();
         // Tell each player where the room is now, with a ticket for it.
         let now = fresh_env().now_ms;
         for &player in &self.players {
@@ -270,13 +291,14 @@ impl RoomOwner {
             ("start_ms".to_owned(), Some(self.start_ms.to_string().into_bytes())),
             ("tick".to_owned(), Some(b"0".to_vec())),
             ("clock".to_owned(), Some(format!("0 {} 0", self.start_ms).into_bytes())),
-            ("snapshot".to_owned(), Some(room.checkpoint().map(<[u8]>::to_vec).unwrap_or_default())),
+            (SNAPSHOT_KEY.to_owned(), Some(room.checkpoint().map(<[u8]>::to_vec).unwrap_or_default())),
         ];
         if let Err(e) = q.commit_writes(&self.me(), writes, effects.sends.clone(), Some(d.id.clone())).await {
             return Routed::Outcome(q.fail(e));
         }
         self.players = players_of(&setup);
         self.room = Some(room);
+        self.note_module();
         self.deliver(None, effects).await;
         Routed::Outcome(Settled::Done(Effects::default(), Default::default()))
     }
@@ -312,6 +334,18 @@ impl RoomOwner {
                 self.app.to_player(self.id, player, crate::protocol::error(&reason)).await
             }
             Err(fault) => {
+                let kind = crate::protocol::frame_type(entry.frame.as_bytes());
+                tracing::warn!(
+                    role = "battle",
+                    module = %crate::mechanics::live::short(room.module_digest()),
+                    handler = "input",
+                    room = self.id,
+                    player,
+                    frame = %kind,
+                    cause = fault.cause(),
+                    error = %fault,
+                    "room input failed"
+                );
                 let reason = format!("the server could not handle that ({})", fault.cause());
                 self.app.to_player(self.id, player, crate::protocol::error(&reason)).await;
             }
@@ -372,12 +406,9 @@ impl RoomOwner {
         let Some(room) = self.room.as_mut() else { return Control::Continue };
         match room.tick(tick, env) {
             Ok((status, mut effects)) => {
-                let digest = room.module_digest();
-                if digest != self.module {
-                    digest.clone_into(&mut self.module);
-                    self.app.note_module(self.id, digest);
-                }
+                self.note_module();
                 self.failures = 0;
+                self.last_fault = None;
                 self.next_tick += 1;
                 self.since_checkpoint += 1;
                 let sends = std::mem::take(&mut effects.sends);
@@ -394,11 +425,37 @@ impl RoomOwner {
             Err(e) => {
                 // The room is as it was before the tick; it tries the same tick again.
                 self.failures += 1;
-                tracing::warn!(room = self.id, error = %e, failures = self.failures, "tick failed");
+                let module = crate::mechanics::live::short(room.module_digest()).to_owned();
+                let fault = e.to_string();
+                if self.last_fault.as_deref() == Some(fault.as_str()) {
+                    // The same fault again: said once already.
+                    tracing::debug!(room = self.id, tick, failures = self.failures, "tick failed again the same way");
+                } else {
+                    tracing::warn!(
+                        role = "battle",
+                        module = %module,
+                        handler = "tick",
+                        room = self.id,
+                        tick,
+                        cause = e.cause(),
+                        error = %fault,
+                        "room tick failed; the room tries the tick again"
+                    );
+                    self.last_fault = Some(fault);
+                }
                 if self.failures < MAX_FAILED_TICKS {
                     return Control::Continue;
                 }
-                tracing::error!(room = self.id, "room closed: its ticks keep failing");
+                tracing::error!(
+                    role = "battle",
+                    module = %module,
+                    room = self.id,
+                    tick,
+                    failures = self.failures,
+                    error = %e,
+                    "room closed: its tick failed {} times in a row",
+                    self.failures
+                );
                 self.close(q, &format!("the battle failed: {}", e.cause())).await;
                 Control::Stop
             }
@@ -419,7 +476,7 @@ impl RoomOwner {
             }
         };
         let mut writes: Vec<(String, Option<Vec<u8>>)> = self.journaled.iter().map(|k| (k.clone(), None)).collect();
-        writes.push(("snapshot".into(), Some(snapshot)));
+        writes.push((SNAPSHOT_KEY.into(), Some(snapshot)));
         writes.push(("tick".into(), Some(self.next_tick.to_string().into_bytes())));
         // When this tick was due here: a battleapp that takes the room over after this
         // one died bounds from it how far this one may have played. A hand-over (drain)
@@ -450,7 +507,7 @@ impl RoomOwner {
         let Some(mut writes) = self.checkpoint_writes() else { return Control::Continue };
         let last = self.final_sends.is_some();
         if last {
-            writes.push(("finished".into(), Some(b"1".to_vec())));
+            writes.push((FINISHED_KEY.into(), Some(b"1".to_vec())));
         }
         let sends = self.final_sends.clone().unwrap_or_default();
         match q.commit_writes(&self.me(), writes, sends, None).await {
@@ -480,7 +537,7 @@ impl RoomOwner {
         for &p in &self.players.clone() {
             self.app.to_player(self.id, p, frame.clone()).await;
         }
-        let writes = vec![("finished".to_owned(), Some(b"1".to_vec()))];
+        let writes = vec![(FINISHED_KEY.to_owned(), Some(b"1".to_vec()))];
         if let Err(e) = q.commit_writes(&self.me(), writes, vec![], None).await {
             tracing::warn!(room = self.id, error = %e, "room end not stored");
         }
