@@ -39,7 +39,19 @@ pub fn build_scripts(workspace: &Path, out: &Path, options: &BuildOptions) -> an
     if let Some(role) = role {
         anyhow::ensure!(Role::of_world(role).is_some(), "unknown role `{role}`: roles are {}", Role::world_names());
     }
+    let members = workspace_members(workspace)?;
+    let (found, mut outside): (Vec<Script>, Vec<Script>) = found.into_iter().partition(|s| members.contains(&s.package));
+    outside.retain(|s| role.is_none_or(|r| r == s.role));
     let (scripts, mut failures) = plan(found, role);
+    failures.extend(outside.iter().map(|s| {
+        format!(
+            "`{}` (role {}): not a member of the workspace in {}: add its folder to `members` in [workspace] \
+             (`warren new` does this for the crates it makes)",
+            s.package,
+            s.role,
+            workspace.join("Cargo.toml").display()
+        )
+    }));
     anyhow::ensure!(
         !scripts.is_empty() || !failures.is_empty(),
         "no script crate in {} has role `{}`",
@@ -72,6 +84,26 @@ pub fn build_scripts(workspace: &Path, out: &Path, options: &BuildOptions) -> an
         scripts.len() + failures.len(),
         failures.join("\n  ")
     )
+}
+
+/// The package names of the workspace at `workspace` (cargo's own reading of its
+/// members, globs and excludes included).
+fn workspace_members(workspace: &Path) -> anyhow::Result<Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(workspace)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("could not run cargo")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cannot read the workspace in {}: {}",
+        workspace.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata did not answer JSON")?;
+    let packages = metadata["packages"].as_array().context("cargo metadata lists no packages")?;
+    Ok(packages.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
 }
 
 /// The scripts to build, and the crates refused before building: an unknown role, or a
@@ -182,6 +214,34 @@ mod tests {
         assert_eq!(scripts, [script("g", "guild")]);
         assert_eq!(failures.len(), 1);
         assert!(failures[0].contains("`a` and `b` all claim role baseapp"), "{failures:?}");
+    }
+
+    #[test]
+    fn a_crate_outside_the_workspace_members_is_named_not_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\nresolver = \"3\"\nmembers = [\"scripts/a\"]\n").unwrap();
+        for name in ["a", "b"] {
+            let crate_dir = root.join("scripts").join(name);
+            std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+            let manifest = format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[package.metadata.warren]\nrole = \"guild\"\n"
+            );
+            std::fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
+            std::fs::write(crate_dir.join("src/lib.rs"), "").unwrap();
+        }
+        assert_eq!(workspace_members(root).unwrap(), ["a"]);
+        // Only `b`'s fault is reported before anything is built: ask for a role `a` lacks
+        // so nothing is.
+        std::fs::write(
+            root.join("scripts/b/Cargo.toml"),
+            "[package]\nname = \"b\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[package.metadata.warren]\nrole = \"team\"\n",
+        )
+        .unwrap();
+        let options = BuildOptions { role: Some("team".into()), check_rooms: None };
+        let err = format!("{:#}", build_scripts(root, &root.join("modules"), &options).unwrap_err());
+        assert!(err.contains("`b` (role team): not a member of the workspace in"), "{err}");
+        assert!(err.contains("add its folder to `members`"), "{err}");
     }
 
     #[test]
