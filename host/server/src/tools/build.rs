@@ -40,7 +40,8 @@ pub fn build_scripts(workspace: &Path, out: &Path, options: &BuildOptions) -> an
         anyhow::ensure!(Role::of_world(role).is_some(), "unknown role `{role}`: roles are {}", Role::world_names());
     }
     let members = workspace_members(workspace)?;
-    let (found, mut outside): (Vec<Script>, Vec<Script>) = found.into_iter().partition(|s| members.contains(&s.package));
+    let (found, mut outside): (Vec<Script>, Vec<Script>) =
+        found.into_iter().partition(|s| members.contains(&s.package));
     outside.retain(|s| role.is_none_or(|r| r == s.role));
     let (scripts, mut failures) = plan(found, role);
     failures.extend(outside.iter().map(|s| {
@@ -101,7 +102,8 @@ fn workspace_members(workspace: &Path) -> anyhow::Result<Vec<String>> {
         workspace.display(),
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata did not answer JSON")?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata did not answer JSON")?;
     let packages = metadata["packages"].as_array().context("cargo metadata lists no packages")?;
     Ok(packages.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
 }
