@@ -45,11 +45,10 @@ fn a_migrated_battle_plays_on_exactly_as_if_never_moved() {
     assert_eq!(a, b);
 }
 
-#[test]
-fn a_version_1_snapshot_is_upgraded() {
-    // What the first version of this module wrote: no version, no teams, the heal
-    // cooldown counted in ticks left, no tick cap in the room.
-    let v1 = json!({
+/// What the first version of this module wrote, 12 ticks into a practice battle: no
+/// version, no teams, the heal cooldown counted in ticks left, no tick cap in the room.
+fn version_1_snapshot() -> Vec<u8> {
+    serde_json::to_vec(&json!({
         "room": ROOM,
         "practice": true,
         "ticks": 12,
@@ -60,8 +59,13 @@ fn a_version_1_snapshot_is_upgraded() {
             {"id": 0, "bot": true, "hp": 40, "max_hp": 80, "attack": 10, "defense": 3,
              "heal_cooldown": 0, "queued": null, "last": "attack"},
         ],
-    });
-    let mut room = Battle::restore(&serde_json::to_vec(&v1).unwrap()).unwrap();
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_version_1_snapshot_is_upgraded() {
+    let mut room = Battle::restore(&version_1_snapshot()).unwrap();
     assert_eq!(room.version, VERSION);
     assert_eq!(room.max_ticks, 600);
     assert_eq!((room.fighters[0].team, room.fighters[1].team), (0, 1));
@@ -76,6 +80,23 @@ fn a_version_1_snapshot_is_upgraded() {
     // A restored room snapshots in the current version.
     let again: Value = serde_json::from_slice(&room.snapshot()).unwrap();
     assert_eq!(again["version"], VERSION);
+}
+
+#[test]
+fn a_room_taken_over_from_version_1_plays_to_its_end_within_the_caps() {
+    // As a battleapp takes the room over after a module swap: restored under the host's
+    // caps, told the tick count stored beside the snapshot, then played on.
+    let mut h = Harness::from_snapshot(&version_1_snapshot()).unwrap();
+    assert_eq!((h.room().version, h.room().ticks), (VERSION, 12));
+    h.set_next_tick(12);
+    // The attack player 1 had queued before the swap is played first.
+    assert_eq!(tick(&mut h).pushes[0].1["tick"], 12);
+    let run = run_to_end(&mut h, Some(1), 600);
+    let end = run.room.end.expect("the battle ended");
+    assert_eq!(end.winner, Some(1), "70 hit points attacking 40 win");
+    // Its snapshot now is of this version, and moves again.
+    assert_eq!(serde_json::from_slice::<Value>(&h.room().snapshot()).unwrap()["version"], VERSION);
+    h.migrate().unwrap();
 }
 
 #[test]
