@@ -1,6 +1,7 @@
 //! A modder's first ten minutes, run as a modder would: `warren new` a standalone project
-//! against this checkout's guest SDK, its native test, `warren build`, and the module
-//! serving in `warren dev` with nothing but it.
+//! against this checkout's guest SDK, a battle script added to it, their native tests,
+//! `warren build`, and the modules serving in `warren dev` — the baseapp one alone, then
+//! with the battle room.
 //!
 //! A test binary of its own: it builds crates (all cores for a minute or two), and cargo
 //! runs test binaries one after the other, so no timing-sensitive test runs beside it.
@@ -65,7 +66,7 @@ fn run(what: &str, cmd: &mut Command) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn warren_new_makes_a_script_that_tests_builds_and_serves_as_it_is() {
+async fn warren_new_makes_scripts_that_test_build_and_serve_as_they_are() {
     let warren = env!("CARGO_BIN_EXE_warren");
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
     let tmp = tempfile::tempdir().unwrap();
@@ -80,23 +81,45 @@ async fn warren_new_makes_a_script_that_tests_builds_and_serves_as_it_is() {
     // A second script of the same name is refused.
     let again = Command::new(warren).args(["new", "greeter", "--workspace", &game_s]).output().unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    // A battle script joins it in the same project (and its members); a role `warren new`
+    // has no script for is refused, naming those it has.
+    run(
+        "warren new --role battle",
+        Command::new(warren).args(["new", "tapper", "--role", "battle", "--workspace", &game_s]),
+    );
+    let queue =
+        Command::new(warren).args(["new", "queue", "--role", "matchmaker", "--workspace", &game_s]).output().unwrap();
+    let refused = String::from_utf8_lossy(&queue.stderr);
+    assert!(!queue.status.success() && refused.contains("it knows baseapp, battle, guild"), "{refused}");
 
     let game_c = game.clone();
     let tested = tokio::task::spawn_blocking(move || {
-        run("cargo test", Command::new(env!("CARGO")).arg("test").current_dir(&game_c).env_remove("CARGO_TARGET_DIR"));
-        run(
+        let tests = run(
+            "cargo test",
+            Command::new(env!("CARGO")).arg("test").current_dir(&game_c).env_remove("CARGO_TARGET_DIR"),
+        );
+        let built = run(
             "warren build",
             Command::new(warren)
                 .args(["build", "--workspace", &game_c.display().to_string()])
                 .arg("--out")
                 .arg(game_c.join("modules")),
-        )
+        );
+        (tests, built)
     });
-    let built = tokio::time::timeout(std::time::Duration::from_secs(900), tested).await.expect("in time").unwrap();
-    assert!(built.contains("built greeter"), "{built}");
+    let (tests, built) =
+        tokio::time::timeout(std::time::Duration::from_secs(900), tested).await.expect("in time").unwrap();
+    for test in ["waves_add_up_and_bad_waves_change_nothing", "the_first_to_the_target_wins_and_a_module_swap"] {
+        assert!(tests.contains(test), "{test} did not run:\n{tests}");
+    }
+    assert!(built.contains("built greeter") && built.contains("built tapper"), "{built}");
 
-    // `warren dev` on the project's own modules folder: a baseapp script and nothing else.
-    let (dev, addr) = dev_process(&game.join("modules"));
+    // `warren dev` on the baseapp module and nothing else: battles are off, and the
+    // client is told so.
+    let alone = tmp.path().join("baseapp-alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(game.join("modules/baseapp.wasm"), alone.join("baseapp.wasm")).unwrap();
+    let (dev, addr) = dev_process(&alone);
     let mut c = Client::connect(addr).await;
     c.send(json!({"type": "login", "name": "ann"})).await;
     assert_eq!(c.recv().await["type"], "welcome");
@@ -104,9 +127,41 @@ async fn warren_new_makes_a_script_that_tests_builds_and_serves_as_it_is() {
     c.send(json!({"type": "wave", "times": 3, "req": "w1"})).await;
     let waved = tokio::time::timeout(FRAME_WAIT, c.recv_type("waved")).await.unwrap();
     assert_eq!(waved["total"], 3);
-    // Without a battle script, battles are off, and the client is told so.
     c.send(json!({"type": "battle.start"})).await;
     let off = c.recv_type("error").await;
     assert!(off["reason"].as_str().unwrap().starts_with("cannot start a battle"), "{off}");
     assert!(dev.log().contains("battle.wasm is missing: the battle role is off"), "{}", dev.log());
+    drop((c, dev));
+
+    // The project's modules: a player starts a battle in the scaffolded room and taps it
+    // through to its end.
+    let (_dev, addr) = dev_process(&game.join("modules"));
+    let mut c = Client::connect(addr).await;
+    c.send(json!({"type": "login", "name": "bob"})).await;
+    let me = c.recv_type("welcome").await["player"].to_string();
+    c.send(json!({"type": "battle.start"})).await;
+    // The host's answer and the room's first push, in either order.
+    let (mut room, mut start) = (Value::Null, Value::Null);
+    while room.is_null() || start.is_null() {
+        let frame = c.recv().await;
+        match frame["type"].as_str() {
+            Some("battle.started") => room = frame["room"].clone(),
+            Some("battle.start") => start = frame,
+            _ => {}
+        }
+    }
+    assert_eq!((&start["room"], &start["scores"][&me]), (&room, &json!(0)), "{start}");
+    let target = start["target"].as_u64().unwrap();
+    for _ in 0..target {
+        c.send(json!({"type": "battle.input", "action": "tap"})).await;
+    }
+    let end = loop {
+        let frame = c.recv().await;
+        match frame["type"].as_str() {
+            Some("battle.end") => break frame,
+            Some("battle.state") => assert!(frame["scores"][&me].as_u64() <= Some(target), "{frame}"),
+            _ => {}
+        }
+    };
+    assert_eq!((&end["room"], &end["scores"][&me], end["winner"].to_string()), (&room, &json!(target), me), "{end}");
 }

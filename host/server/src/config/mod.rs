@@ -187,6 +187,7 @@ impl LimitsConfig {
             } else {
                 self.max_running_calls
             },
+            roles_off: Default::default(),
         }
     }
 }

@@ -80,6 +80,33 @@ pub struct Quotas {
     pub max_hops: u32,
     /// Handler calls running at once in the process; more wait their turn.
     pub max_running_calls: usize,
+    /// Roles no host will serve (a `warren dev` without their module): a send to one of
+    /// their entities fails its call with a sentence instead of waiting in a queue forever.
+    pub roles_off: RolesOff,
+}
+
+/// Which roles' entities nothing serves, so sending to them is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolesOff {
+    /// Guilds (no guild module).
+    pub guild: bool,
+    /// Teams (no team host).
+    pub team: bool,
+    /// Matchmaking queues (no match host).
+    pub matchmaker: bool,
+}
+
+impl RolesOff {
+    /// Why a send to `to` is refused, if its role is off.
+    pub fn refuses(&self, to: &Address) -> Option<String> {
+        let (off, what, module) = match to {
+            Address::Guild(_) | Address::GuildGroup(_) => (self.guild, "guilds", "guild"),
+            Address::Team(_) => (self.team, "teams", "team"),
+            Address::MatchQueue(_) => (self.matchmaker, "matchmaking", "matchmaker"),
+            _ => return None,
+        };
+        off.then(|| format!("{what} are off on this server (it has no {module} module)"))
+    }
 }
 
 impl Default for Quotas {
@@ -91,6 +118,7 @@ impl Default for Quotas {
             sends_burst: 2_000,
             max_hops: 64,
             max_running_calls: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            roles_off: RolesOff::default(),
         }
     }
 }
@@ -164,6 +192,9 @@ impl Admission {
         let n = effects.sends.len() + effects.pushes.len();
         if n == 0 {
             return None;
+        }
+        if let Some(refused) = effects.sends.iter().find_map(|s| quotas.roles_off.refuses(&to_bus(&s.to))) {
+            return Some(refused);
         }
         let now = Instant::now();
         if !self.budget.take(&quotas, entity, n, now) {
@@ -253,6 +284,17 @@ mod tests {
         assert!(!b.take(&q, &p, 1, t0 + Duration::from_millis(10)));
         assert!(!b.take(&q, &p, 11, t0 + Duration::from_secs(60)), "never more than the burst");
         assert!(b.take(&q, &Address::Player(2), 10, t0), "each entity has its own bucket");
+    }
+
+    #[test]
+    fn sends_to_a_role_that_is_off_are_refused_with_a_sentence() {
+        let off = RolesOff { guild: true, ..RolesOff::default() };
+        assert_eq!(
+            off.refuses(&Address::Guild(3)).as_deref(),
+            Some("guilds are off on this server (it has no guild module)")
+        );
+        assert_eq!(off.refuses(&Address::Player(3)), None);
+        assert_eq!(off.refuses(&Address::Team(3)), None);
     }
 
     #[test]

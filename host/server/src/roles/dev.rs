@@ -65,7 +65,7 @@ async fn publish_file(dir: &std::path::Path, role: Role, bus: &Bus, runtime: &Ru
     let path = dir.join(format!("{}.wasm", role.world()));
     if role != Role::Baseapp && !path.exists() {
         tracing::warn!(
-            "{} is missing: the {} role is off (its requests get no answer); build a {} script and restart warren dev",
+            "{} is missing: the {} role is off (a player's request to it is answered that it is off); build a {} script and restart warren dev",
             path.display(),
             role.world(),
             role.world()
@@ -105,7 +105,14 @@ pub async fn start_on(
     // From here on every role runs as on a cluster host, the embedded bus standing in for
     // Redis: modules come from the bus and follow its announcements.
     let mut host = Host::local(bus.clone(), runtime.clone(), DEV_HOLDER, Duration::from_secs(10));
-    host.sandbox = crate::mechanics::quota::Sandbox::new(config.limits.to_quotas());
+    let mut quotas = config.limits.to_quotas();
+    // What this process does not serve answers at once instead of queueing forever.
+    quotas.roles_off = crate::mechanics::quota::RolesOff {
+        guild: !present.contains(&Role::Guild),
+        team: true,
+        matchmaker: true,
+    };
+    host.sandbox = crate::mechanics::quota::Sandbox::new(quotas);
     let host = Arc::new(host);
     let baseapp = host.role::<Baseapp>().await?;
     let battle = match present.contains(&Role::Battleapp) {

@@ -276,3 +276,35 @@ async fn a_room_whose_ticks_keep_failing_logs_its_fault_once_then_closes() {
     assert!(closed[0].contains("its tick failed 20 times in a row"), "{}", closed[0]);
     assert!(!log.contains("wasm backtrace"), "no backtrace at the default level:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_only_a_baseapp_module_battles_and_guilds_answer_that_they_are_off() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(warren_test_guests::SCRIPT_BASEAPP, dir.path().join("baseapp.wasm")).unwrap();
+    let config = warren::config::DevConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        modules: dir.path().to_owned(),
+        ..warren::config::DevConfig::default()
+    };
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warren::roles::dev::start(config, async {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("warren dev starts with a baseapp module alone");
+    let mut c = Client::connect(server.addr).await;
+    c.send(json!({"type": "login", "name": "solo"})).await;
+    c.recv_type("profile").await;
+    c.send(json!({"type": "guild.create", "name": "Foxes"})).await;
+    let off = c.recv_type("error").await;
+    assert_eq!(off["reason"], "guilds are off on this server (it has no guild module)", "{off}");
+    c.send(json!({"type": "battle.start"})).await;
+    let off = c.recv_type("error").await;
+    assert!(off["reason"].as_str().unwrap().starts_with("cannot start a battle"), "{off}");
+    // The refused request changed nothing: the player is in no guild and plays on.
+    c.send(json!({"type": "guild.info"})).await;
+    let none = c.recv_type("error").await;
+    assert!(!none["reason"].as_str().unwrap().contains("guilds are off"), "asked nothing of a guild: {none}");
+    c.send(json!({"type": "ping"})).await;
+    c.recv_type("pong").await;
+}
