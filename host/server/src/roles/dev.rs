@@ -107,11 +107,8 @@ pub async fn start_on(
     let mut host = Host::local(bus.clone(), runtime.clone(), DEV_HOLDER, Duration::from_secs(10));
     let mut quotas = config.limits.to_quotas();
     // What this process does not serve answers at once instead of queueing forever.
-    quotas.roles_off = crate::mechanics::quota::RolesOff {
-        guild: !present.contains(&Role::Guild),
-        team: true,
-        matchmaker: true,
-    };
+    quotas.roles_off =
+        crate::mechanics::quota::RolesOff { guild: !present.contains(&Role::Guild), team: true, matchmaker: true };
     host.sandbox = crate::mechanics::quota::Sandbox::new(quotas);
     let host = Arc::new(host);
     let baseapp = host.role::<Baseapp>().await?;
