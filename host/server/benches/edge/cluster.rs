@@ -99,14 +99,21 @@ impl Client {
     }
 }
 
-/// Publishes the shipped baseapp, battle and guild scripts to the message center at `url`.
-pub(crate) fn publish(url: &str) {
+/// A folder holding the shipped baseapp, battle and guild scripts as `<role>.wasm`, what
+/// `warren publish --modules` and `warren dev --modules` take.
+pub(crate) fn shipped_modules() -> tempfile::TempDir {
     let modules = tempfile::tempdir().expect("temp dir");
     for (role, path) in
         [("baseapp", guests::SCRIPT_BASEAPP), ("battle", guests::SCRIPT_BATTLE), ("guild", guests::SCRIPT_GUILD)]
     {
         std::fs::copy(path, modules.path().join(format!("{role}.wasm"))).expect("copy module");
     }
+    modules
+}
+
+/// Publishes the shipped baseapp, battle and guild scripts to the message center at `url`.
+pub(crate) fn publish(url: &str) {
+    let modules = shipped_modules();
     let out = std::process::Command::new(warren())
         .args(["publish", "--redis", url, "--modules"])
         .arg(modules.path())
