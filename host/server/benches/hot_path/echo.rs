@@ -1,6 +1,6 @@
 //! The yardstick: a plain WebSocket echo server on the stack Warren serves its clients on
 //! — axum 0.8's `ws` over tokio's default multi-thread runtime, `TCP_NODELAY` on accepted
-//! sockets (Warren's own listener), the baseapp's frame cap — and nothing else: every text
+//! sockets (Warren's own listener), a client socket's frame cap and buffers — and nothing else: every text
 //! or binary frame is sent back as it came. It runs as a process of its own, like `warren
 //! dev`: the bench binary started again with [`FLAG`].
 
@@ -9,8 +9,7 @@ use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{Message, WebSocket};
 use axum::response::Response;
 use axum::routing::get;
-use warren::mechanics::net::without_delay;
-use warren::roles::baseapp::session::MAX_FRAME;
+use warren::mechanics::net::{client_socket, without_delay};
 
 /// The argument that makes the bench binary the echo server.
 pub(crate) const FLAG: &str = "--echo-server";
@@ -29,9 +28,9 @@ pub(crate) fn serve() {
     });
 }
 
-/// Takes the upgrade with the same frame cap as a baseapp session.
+/// Takes the upgrade as a baseapp session does: the same frame cap and buffer sizes.
 async fn upgrade(ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(echo)
+    client_socket(ws).on_upgrade(echo)
 }
 
 /// Sends every data frame back until the client closes.

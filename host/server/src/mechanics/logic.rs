@@ -4,6 +4,7 @@
 use crate::mechanics::quota::Sandbox;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warren_bus::{Address as BusAddress, Outbound};
@@ -18,8 +19,15 @@ const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// How long an instance may sit idle before it is dropped.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A role's instances, run on tokio's blocking threads. A wasm call is CPU work bounded by
-/// its deadline; it must not stall the executor's threads.
+/// A call on a pool whose recent calls average under this runs on the async worker that
+/// asks for it, µs: a typical handler call takes a microsecond or two, while handing it
+/// to a blocking thread and back costs two thread switches (tens of µs on a busy core).
+const INLINE_UNDER_US: u64 = 200;
+
+/// A role's instances. Short calls run where they are asked for, on the async worker; a
+/// pool whose calls have been slow lately, and a heavy entity's calls, run on tokio's
+/// blocking threads, so that a long call (up to its deadline) does not stall the
+/// executor's threads.
 pub struct LogicPool<W: World> {
     /// The role's module, followed by every instance.
     role: Arc<RoleModule<W>>,
@@ -29,6 +37,9 @@ pub struct LogicPool<W: World> {
     idle: Mutex<Vec<(Instance<W>, Instant)>>,
     /// The process's quotas and its bound on calls running at once.
     pub sandbox: Sandbox,
+    /// How long the pool's calls took lately, µs: an average weighing the last call an
+    /// eighth. Over [`INLINE_UNDER_US`], calls go to the blocking threads.
+    recent_us: AtomicU64,
 }
 
 impl<W: World> LogicPool<W> {
@@ -39,7 +50,7 @@ impl<W: World> LogicPool<W> {
 
     /// A pool over `role`, its calls bounded by `sandbox`.
     pub fn new(role: Arc<RoleModule<W>>, sandbox: Sandbox) -> Arc<Self> {
-        let pool = Arc::new(LogicPool { role, idle: Mutex::new(Vec::new()), sandbox });
+        let pool = Arc::new(LogicPool { role, idle: Mutex::new(Vec::new()), sandbox, recent_us: AtomicU64::new(0) });
         // The pool gives memory back by itself, as long as it exists.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&pool);
@@ -75,18 +86,28 @@ impl<W: World> LogicPool<W> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Runs `f` on an instance, on a blocking thread, once one of the process's running
-    /// calls ends if as many as it allows are running.
+    /// Runs `f` on an instance, once one of the process's running calls ends if as many as
+    /// it allows are running.
     pub async fn run<R: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static) -> R {
         self.run_as(false, f).await
     }
 
-    /// [`LogicPool::run`] for an entity that is `heavy` or not (see [`Sandbox`]).
+    /// [`LogicPool::run`] for an entity that is `heavy` or not (see [`Sandbox`]). The call
+    /// runs here, on the async worker, if the entity is not heavy, the pool's calls have
+    /// been short lately and a running call's place is free at once; else on a blocking
+    /// thread.
     pub async fn run_as<R: Send + 'static>(
         self: &Arc<Self>,
         heavy: bool,
         f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static,
     ) -> R {
+        if !heavy && self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US {
+            if let Ok(permit) = self.sandbox.running.clone().try_acquire_owned() {
+                let out = self.call_on_idle(f);
+                drop(permit);
+                return out;
+            }
+        }
         let pool = self.clone();
         let closed = "the sandbox's semaphores are never closed";
         let heavy = match heavy {
@@ -96,11 +117,7 @@ impl<W: World> LogicPool<W> {
         let permit = self.sandbox.running.clone().acquire_owned().await.expect(closed);
         let task = tokio::task::spawn_blocking(move || {
             let _permits = (permit, heavy);
-            let taken = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let mut instance = taken.map_or_else(|| Instance::new(pool.role.clone()), |(i, _)| i);
-            let out = f(&mut instance);
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push((instance, Instant::now()));
-            out
+            pool.call_on_idle(f)
         });
         match task.await {
             Ok(out) => out,
@@ -109,6 +126,24 @@ impl<W: World> LogicPool<W> {
             // Cancelled: the runtime is shutting down, and this task with it.
             Err(_) => std::future::pending().await,
         }
+    }
+}
+
+impl<W: World> LogicPool<W> {
+    /// Runs `f` on an idle instance (or a new one), puts the instance back and counts how
+    /// long the call took.
+    fn call_on_idle<R>(&self, f: impl FnOnce(&mut Instance<W>) -> R) -> R {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut instance = taken.map_or_else(|| Instance::new(self.role.clone()), |(i, _)| i);
+        let started = Instant::now();
+        let out = f(&mut instance);
+        let now = Instant::now();
+        let took = now.duration_since(started).as_micros().min(u128::from(u32::MAX)) as u64;
+        // Racing updates may lose one another's sample; the average stays an average.
+        let recent = self.recent_us.load(Ordering::Relaxed);
+        self.recent_us.store((recent * 7 + took) / 8, Ordering::Relaxed);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((instance, now));
+        out
     }
 }
 

@@ -302,6 +302,19 @@ impl<W: World> OwnedQueue<W> {
         Ok(receipt)
     }
 
+    /// Whether a call's effects change nothing the bus holds — no state write, no message,
+    /// no push; replies and log lines only — so that there is nothing to commit.
+    pub fn changes_nothing(effects: &Effects) -> bool {
+        effects.writes.is_empty() && effects.sends.is_empty() && effects.pushes.is_empty()
+    }
+
+    /// Settles a call on `target` that changed nothing ([`OwnedQueue::changes_nothing`])
+    /// without a trip to the bus: only its log lines are left to write.
+    pub fn settle_unchanged(&self, target: &Target, effects: &Effects) {
+        debug_assert!(Self::changes_nothing(effects));
+        emit_logs(&target.entity, effects);
+    }
+
     /// A fenced commit of `writes` and `sends` that runs apart from the loop: the future
     /// owns what it needs, so the caller may spawn it and go on. The cached state is
     /// dropped, since the loop cannot know when (or whether) the commit lands.

@@ -17,9 +17,10 @@ async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() 
     let before = crate::stored(&bus, player, "gold").await;
 
     // A commit that fails leaves the session without its cached state: the next message
-    // must load it, and that load fails once.
+    // must load it, and that load fails once. (A keyed frame commits its record even when
+    // it changes nothing; an unkeyed look at the profile would not go to the bus at all.)
     embedded(&bus).fail_next(Op::Commit, 1);
-    c.send(json!({"type": "profile"})).await;
+    c.send(json!({"type": "profile", "req": "look-1"})).await;
     assert!(c.recv_type("error").await["reason"].as_str().unwrap().contains("not saved"));
     embedded(&bus).fail_next(Op::LoadState, 1);
 
@@ -77,4 +78,27 @@ async fn a_guild_message_whose_commit_and_read_fail_is_applied_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(applied().await, 1);
     assert!(bus.read_pending(&group).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_that_changes_nothing_is_answered_without_a_trip_to_the_bus() {
+    let bus = Bus::embedded_with_groups(16);
+    let dev = Dev::start_on(SCRIPT_BASEAPP, SCRIPT_BATTLE, bus.clone()).await;
+    let (mut c, welcome) = dev.login("ida").await;
+    c.recv_type("profile").await;
+    let player = welcome["player"].as_u64().unwrap();
+    let gold = crate::stored(&bus, player, "gold").await;
+
+    // The next commit fails: a look at the profile does not meet it (it commits nothing),
+    // the buy after it does.
+    embedded(&bus).fail_next(Op::Commit, 1);
+    c.send(json!({"type": "profile"})).await;
+    assert_eq!(c.recv().await["type"], "profile", "answered, nothing to save");
+    c.send(json!({"type": "shop.buy", "item": "potion", "count": 1})).await;
+    let refused = c.recv().await;
+    assert_eq!((refused["type"].as_str(), refused["reason"].as_str()), (Some("error"), Some("not saved, try again")));
+    assert_eq!(crate::stored(&bus, player, "gold").await, gold, "nothing was charged");
+    c.send(json!({"type": "shop.buy", "item": "potion", "count": 1})).await;
+    c.recv_type("profile").await;
+    assert_eq!(crate::stored(&bus, player, "gold").await, gold - 10, "the buy again, charged once");
 }

@@ -145,6 +145,12 @@ impl Session<'_> {
                 return self.done(key);
             }
         };
+        // A frame without a key whose call changed nothing (a look at the bag, a ping) has
+        // nothing to store, and no outcome to find out later: it is answered at once.
+        if key.is_none() && OwnedQueue::<Baseapp>::changes_nothing(&effects) {
+            q.settle_unchanged(&me, &effects);
+            return self.replies(&effects);
+        }
         // A frame without a key still gets one, so that a lost answer can be found out.
         // (It starts with a space, which a client's key cannot: the host's own keys have a
         // window of their own and never push a client's key out.)

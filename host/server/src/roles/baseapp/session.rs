@@ -97,14 +97,9 @@ type Sink = SplitSink<WebSocket, WsMessage>;
 /// How long a socket may stay open without logging in.
 const LOGIN_WAIT: Duration = Duration::from_secs(30);
 
-/// Largest client frame taken, in bytes.
-pub const MAX_FRAME: usize = 64 * 1024;
-
 /// Takes a client's WebSocket upgrade and serves it as a session.
 pub fn upgrade(ws: axum::extract::WebSocketUpgrade, players: Arc<PlayerHost>) -> axum::response::Response {
-    // Client frames are small; a 64 KiB cap keeps a client from making the host parse
-    // (and a guest copy) megabytes.
-    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| serve(socket, players))
+    crate::mechanics::net::client_socket(ws).on_upgrade(move |socket| serve(socket, players))
 }
 
 /// Serves one WebSocket until it closes.

@@ -19,8 +19,7 @@ use warren_bus::{Address, Outbound};
 
 /// Takes a client's WebSocket upgrade and serves it as a battle socket.
 pub async fn upgrade(ws: WebSocketUpgrade, State(app): State<Arc<Battleapp>>) -> axum::response::Response {
-    let max = crate::roles::baseapp::session::MAX_FRAME;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| serve(socket, app))
+    crate::mechanics::net::client_socket(ws).on_upgrade(move |socket| serve(socket, app))
 }
 
 /// How long a join waits for a room that was just placed here to start.
