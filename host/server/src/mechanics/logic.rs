@@ -101,12 +101,13 @@ impl<W: World> LogicPool<W> {
         heavy: bool,
         f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static,
     ) -> R {
-        if !heavy && self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US {
-            if let Ok(permit) = self.sandbox.running.clone().try_acquire_owned() {
-                let out = self.call_on_idle(f);
-                drop(permit);
-                return out;
-            }
+        if !heavy
+            && self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US
+            && let Ok(permit) = self.sandbox.running.clone().try_acquire_owned()
+        {
+            let out = self.call_on_idle(f);
+            drop(permit);
+            return out;
         }
         let pool = self.clone();
         let closed = "the sandbox's semaphores are never closed";
