@@ -10,7 +10,7 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// The read buffer a client socket starts with. The WebSocket library's default (128
 /// KiB, allocated at the upgrade) would be most of an idle session's memory; client frames
 /// are a few hundred bytes, and the buffer grows for a larger one (up to [`MAX_FRAME`]).
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 
 /// A client WebSocket upgrade with the host's bounds and buffer sizes.
 pub fn client_socket(ws: WebSocketUpgrade) -> WebSocketUpgrade {
