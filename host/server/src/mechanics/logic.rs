@@ -37,8 +37,10 @@ pub struct LogicPool<W: World> {
     idle: Mutex<Vec<(Instance<W>, Instant)>>,
     /// The process's quotas and its bound on calls running at once.
     pub sandbox: Sandbox,
-    /// How long the pool's calls took lately, µs: an average weighing the last call an
-    /// eighth. Over [`INLINE_UNDER_US`], calls go to the blocking threads.
+    /// How long the pool's calls of entities that are not heavy took lately, µs: an
+    /// average weighing the last call an eighth. Over [`INLINE_UNDER_US`], calls go to the
+    /// blocking threads. (Heavy entities' calls go there anyway, and do not count: a few
+    /// heavy players do not take the fast path from everyone else.)
     recent_us: AtomicU64,
 }
 
@@ -105,7 +107,7 @@ impl<W: World> LogicPool<W> {
             && self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US
             && let Ok(permit) = self.sandbox.running.clone().try_acquire_owned()
         {
-            let out = self.call_on_idle(f);
+            let out = self.call_on_idle(true, f);
             drop(permit);
             return out;
         }
@@ -117,8 +119,9 @@ impl<W: World> LogicPool<W> {
         };
         let permit = self.sandbox.running.clone().acquire_owned().await.expect(closed);
         let task = tokio::task::spawn_blocking(move || {
+            let counted = heavy.is_none();
             let _permits = (permit, heavy);
-            pool.call_on_idle(f)
+            pool.call_on_idle(counted, f)
         });
         match task.await {
             Ok(out) => out,
@@ -131,18 +134,20 @@ impl<W: World> LogicPool<W> {
 }
 
 impl<W: World> LogicPool<W> {
-    /// Runs `f` on an idle instance (or a new one), puts the instance back and counts how
-    /// long the call took.
-    fn call_on_idle<R>(&self, f: impl FnOnce(&mut Instance<W>) -> R) -> R {
+    /// Runs `f` on an idle instance (or a new one) and puts the instance back; a `counted`
+    /// call's time goes into the pool's recent average.
+    fn call_on_idle<R>(&self, counted: bool, f: impl FnOnce(&mut Instance<W>) -> R) -> R {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut instance = taken.map_or_else(|| Instance::new(self.role.clone()), |(i, _)| i);
         let started = Instant::now();
         let out = f(&mut instance);
         let now = Instant::now();
         let took = now.duration_since(started).as_micros().min(u128::from(u32::MAX)) as u64;
-        // Racing updates may lose one another's sample; the average stays an average.
-        let recent = self.recent_us.load(Ordering::Relaxed);
-        self.recent_us.store((recent * 7 + took) / 8, Ordering::Relaxed);
+        if counted {
+            // Racing updates may lose one another's sample; the average stays an average.
+            let recent = self.recent_us.load(Ordering::Relaxed);
+            self.recent_us.store((recent * 7 + took) / 8, Ordering::Relaxed);
+        }
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((instance, now));
         out
     }
@@ -222,5 +227,70 @@ pub fn emit_logs(entity: &BusAddress, effects: &Effects) {
             Level::Warn => tracing::warn!(%entity, "{text}"),
             Level::Error => tracing::error!(%entity, "{text}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_runtime::{Baseapp, Limits, Runtime};
+
+    fn pool(running: usize) -> Arc<LogicPool<Baseapp>> {
+        let runtime = Runtime::new(Limits::default()).unwrap();
+        let module = runtime.load::<Baseapp>(&warren_test_guests::read(warren_test_guests::PLAYER_V1)).unwrap();
+        let quotas = crate::mechanics::quota::Quotas { max_running_calls: running, ..Default::default() };
+        LogicPool::new(RoleModule::new(module), Sandbox::new(quotas))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn short_calls_run_where_asked_and_slow_ones_apart() {
+        let pool = pool(2);
+        let here = || std::thread::current().id();
+        // A pool of short calls: on the asking thread.
+        let asked = here();
+        assert_eq!(pool.run(move |_| std::thread::current().id()).await, asked);
+        // A heavy entity's call: always apart.
+        assert_ne!(pool.run_as(true, move |_| std::thread::current().id()).await, here());
+        // Heavy calls do not count: the pool's calls are still short.
+        assert_eq!(pool.run(move |_| std::thread::current().id()).await, here());
+        // A slow call (of an entity not known heavy yet) makes the pool's calls go apart
+        // until the recent ones are short again.
+        pool.run(|_| std::thread::sleep(Duration::from_millis(5))).await;
+        assert_ne!(pool.run(move |_| std::thread::current().id()).await, here());
+        let mut calls = 1;
+        while pool.run(move |_| std::thread::current().id()).await != here() {
+            calls += 1;
+            assert!(calls < 100, "the pool never came back to short calls");
+        }
+        assert!(calls > 5, "a slow call is remembered for a few calls, not one: {calls}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_waits_apart_when_every_running_place_is_taken() {
+        let pool = pool(1);
+        let (started, release) = (Arc::new(tokio::sync::Notify::new()), Arc::new(std::sync::Barrier::new(2)));
+        let (s, r) = (started.clone(), release.clone());
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run_as(true, move |_| {
+                    s.notify_one();
+                    r.wait();
+                })
+                .await
+            }
+        });
+        started.notified().await;
+        // The one place is taken: this call does not run here now, it waits its turn.
+        let asked = std::thread::current().id();
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move |_| std::thread::current().id()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "no call runs beyond the sandbox's bound");
+        release.wait();
+        busy.await.unwrap();
+        assert_ne!(waiting.await.unwrap(), asked);
     }
 }
