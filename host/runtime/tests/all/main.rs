@@ -2,6 +2,7 @@
 //! `warren-test-guests`.
 
 mod calls;
+mod caps;
 mod faults;
 mod modules;
 mod rooms;
