@@ -2,7 +2,6 @@
 //! host of the role loads it off the serving path and swaps it in between calls. A module
 //! that fails anywhere before the swap changes nothing: the old one keeps serving.
 
-use crate::mechanics::watch::Refusals;
 use crate::role::Role;
 use crate::roles::battleapp::upgrade::{self, RoomsBroken};
 use std::sync::Arc;
@@ -29,6 +28,28 @@ pub enum DeployError {
     /// The bus did not take it.
     #[error("could not store the module: {0}")]
     Bus(#[from] BusError),
+}
+
+/// The last module refused per role, with why (a file in `modules/`, or a published
+/// module a host could not load): shown by `GET /modules`, since a refused module changes
+/// nothing else an operator or developer could see.
+#[derive(Default)]
+pub struct Refusals(std::sync::Mutex<std::collections::BTreeMap<String, String>>);
+
+impl Refusals {
+    /// The last refusal of each role since its last good deploy.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records (or, with `None`, clears) a role's refusal.
+    pub fn set(&self, role: &str, reason: Option<String>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(r) => map.insert(role.to_owned(), r),
+            None => map.remove(role),
+        };
+    }
 }
 
 /// Checks `bytes` as a module of `role` (compiling it: call off the serving path).

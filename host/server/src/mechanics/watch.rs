@@ -1,12 +1,12 @@
 //! In development, the `modules/` folder is a deploy target: a `<role>.wasm` written there
 //! is deployed like an upload — validated, stored, announced, swapped.
 
-use crate::mechanics::live::{deploy, short};
+use crate::mechanics::live::{Refusals, deploy, short};
 use crate::role::Role;
 use notify::{RecursiveMode, Watcher};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use warren_bus::Bus;
@@ -15,27 +15,6 @@ use warren_runtime::Runtime;
 /// How long a folder must be quiet before changed files are read: an editor or cargo
 /// writes a file in several steps.
 const SETTLE: Duration = Duration::from_millis(150);
-
-/// The last module file refused per role, with why: shown by `GET /modules`, since a
-/// refused file changes nothing else a developer could see.
-#[derive(Default)]
-pub struct Refusals(Mutex<BTreeMap<String, String>>);
-
-impl Refusals {
-    /// The last refusal of each role since its last good deploy.
-    pub fn snapshot(&self) -> BTreeMap<String, String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Records (or, with `None`, clears) a role's refusal.
-    pub fn set(&self, role: &str, reason: Option<String>) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match reason {
-            Some(r) => map.insert(role.to_owned(), r),
-            None => map.remove(role),
-        };
-    }
-}
 
 /// Watches `dir`; stops when the returned watcher is dropped.
 pub fn watch_modules(
