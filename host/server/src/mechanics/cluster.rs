@@ -4,9 +4,9 @@
 
 use crate::config::HostConfig;
 use crate::mechanics::doorbell::Doorbells;
+use crate::mechanics::live::Refusals;
 use crate::mechanics::live::{follow, short};
 use crate::mechanics::quota::Sandbox;
-use crate::mechanics::live::Refusals;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
