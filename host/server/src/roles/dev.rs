@@ -3,9 +3,9 @@
 
 use crate::config::DevConfig;
 use crate::mechanics::cluster::Host;
+use crate::mechanics::live::Refusals;
 use crate::mechanics::live::{deploy, short};
 use crate::mechanics::logic::LogicPool;
-use crate::mechanics::live::Refusals;
 use crate::role::Role;
 use crate::roles::baseapp::players::PlayerHost;
 use crate::roles::baseapp::session;
