@@ -18,6 +18,11 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long a closing client waits for the server's side of the close handshake.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// What every error frame contains (`{"type":"error",...}`): a refused frame. A closed
+/// loop that is refused gets no answer it waits for, so it fails the bench on this rather
+/// than hanging the round.
+pub(crate) const ERROR: &str = r#""type":"error""#;
+
 /// Pins the calling thread (only it: threads it starts later inherit the pin, other
 /// threads of the process and processes it spawns from other threads do not) to `core`.
 ///
@@ -82,14 +87,35 @@ pub(crate) async fn close(mut socket: Socket) {
     let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = socket.next().await {} }).await;
 }
 
+/// The next text frame on `ws` (control frames are skipped), for the checks a part runs
+/// before its rounds. Fails the bench, saying why, if none comes within `wait` or the
+/// socket closes: a check that waited forever would hang the bench without a word.
+pub(crate) async fn next_text(ws: &mut Socket, wait: Duration) -> String {
+    let next = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+                Some(Ok(Message::Close(c))) => panic!("the server closed the socket: {c:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error: {e}"),
+                None => panic!("the socket ended"),
+            }
+        }
+    };
+    tokio::time::timeout(wait, next).await.unwrap_or_else(|_| panic!("no text frame came within {wait:?}"))
+}
+
 /// Sends `frame` on `socket` and reads until a text frame containing `answer` comes
 /// (other frames, such as pushes, are skipped); returns when it came. Fails the bench if
-/// the socket closes.
+/// the socket closes, or with the frame if an [`ERROR`] frame comes instead: a refused
+/// frame is never answered, so the loop would otherwise wait forever. Only frames that
+/// are not the answer are looked at for it, so the answer's own path costs what it did.
 pub(crate) async fn exchange(socket: &mut Socket, frame: &Utf8Bytes, answer: &str) -> Instant {
     socket.send(Message::Text(frame.clone())).await.expect("send a frame");
     loop {
         match socket.next().await {
             Some(Ok(Message::Text(text))) if text.contains(answer) => return Instant::now(),
+            Some(Ok(Message::Text(text))) if text.contains(ERROR) => panic!("{frame} was refused: {text}"),
             Some(Ok(Message::Close(c))) => panic!("the server closed the socket: {c:?}"),
             Some(Ok(_)) => continue,
             Some(Err(e)) => panic!("socket error: {e}"),

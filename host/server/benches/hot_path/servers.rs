@@ -6,6 +6,7 @@
 use super::cluster::{host_args, shipped_modules, warren};
 use super::{WAIT, echo};
 use std::net::SocketAddr;
+use std::path::Path;
 use warren_testkit::Process;
 
 /// A server process and the address its WebSocket listens on.
@@ -33,20 +34,25 @@ fn pinned(name: &str, core: usize, program: &str, args: &[String]) -> (Process, 
 }
 
 /// `warren dev` on a free port serving the shipped scripts (baseapp, battle, guild), as
-/// a developer runs it, pinned to `core`.
-pub(crate) fn dev(name: &str, core: usize) -> Server {
+/// a developer runs it, pinned to `core`; with the configuration file `config` if given
+/// (its `listen` and `modules` are overridden), the defaults otherwise.
+pub(crate) fn dev(name: &str, core: usize, config: Option<&Path>) -> Server {
     let modules = shipped_modules();
     let args = ["dev", "--listen", "127.0.0.1:0", "--modules"].map(String::from);
     let mut args = args.to_vec();
     args.push(modules.path().display().to_string());
+    if let Some(config) = config {
+        args.extend(["--config".to_owned(), config.display().to_string()]);
+    }
     let (process, addr) = pinned(name, core, warren(), &args);
     Server { process, addr, _modules: Some(modules) }
 }
 
 /// A cluster `warren baseapp` on the Redis at `url` (the scripts already published), on a
-/// free port, pinned to `core`.
-pub(crate) fn baseapp(url: &str, name: &str, core: usize) -> Server {
-    let mut args = host_args("baseapp", url, name, None);
+/// free port, pinned to `core`; with the configuration file `config` if given.
+pub(crate) fn baseapp(url: &str, name: &str, core: usize, config: Option<&Path>) -> Server {
+    let config = config.map(|c| c.display().to_string());
+    let mut args = host_args("baseapp", url, name, config.as_deref());
     args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
     let (process, addr) = pinned(name, core, warren(), &args);
     Server { process, addr, _modules: None }
