@@ -1,7 +1,7 @@
 //! Where roles meet the runtime: a pool of instances that runs handler calls off the async
 //! executor, and the translation of a call's effects into bus messages.
 
-use crate::mechanics::quota::Sandbox;
+use crate::mechanics::quota::{Pace, Sandbox};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// asks for it, µs: a typical handler call takes a microsecond or two, while handing it
 /// to a blocking thread and back costs two thread switches (tens of µs on a busy core).
 const INLINE_UNDER_US: u64 = 200;
+/// A call of an entity not known heavy that takes as long as a heavy entity's calls
+/// ([`crate::mechanics::quota::Heat::HEAVY`]) turns the pool's calls off the asking thread
+/// for [`INLINE_PAUSE`]: a module whose handlers turned slow (or a player whose calls did)
+/// stalls a socket thread once, not call after call.
+const SLOW_CALL_US: u64 = crate::mechanics::quota::Heat::HEAVY.as_micros() as u64;
+/// See [`SLOW_CALL_US`].
+const INLINE_PAUSE: Duration = Duration::from_secs(10);
 
 /// A role's instances. Short calls run where they are asked for, on the async worker; a
 /// pool whose calls have been slow lately, and a heavy entity's calls, run on tokio's
@@ -42,6 +49,13 @@ pub struct LogicPool<W: World> {
     /// blocking threads. (Heavy entities' calls go there anyway, and do not count: a few
     /// heavy players do not take the fast path from everyone else.)
     recent_us: AtomicU64,
+    /// Until when (µs after `born`) no call runs on the asking thread: set by a slow call.
+    inline_paused_until_us: AtomicU64,
+    /// When the pool was made: the origin of `inline_paused_until_us`.
+    born: Instant,
+    /// Whether a call runs on an asking thread now: one at a time, so that on a host with
+    /// several async workers a call that turns out long holds up one of them at most.
+    inline_busy: std::sync::atomic::AtomicBool,
 }
 
 impl<W: World> LogicPool<W> {
@@ -52,7 +66,15 @@ impl<W: World> LogicPool<W> {
 
     /// A pool over `role`, its calls bounded by `sandbox`.
     pub fn new(role: Arc<RoleModule<W>>, sandbox: Sandbox) -> Arc<Self> {
-        let pool = Arc::new(LogicPool { role, idle: Mutex::new(Vec::new()), sandbox, recent_us: AtomicU64::new(0) });
+        let pool = Arc::new(LogicPool {
+            role,
+            idle: Mutex::new(Vec::new()),
+            sandbox,
+            recent_us: AtomicU64::new(0),
+            inline_paused_until_us: AtomicU64::new(0),
+            born: Instant::now(),
+            inline_busy: std::sync::atomic::AtomicBool::new(false),
+        });
         // The pool gives memory back by itself, as long as it exists.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&pool);
@@ -91,31 +113,37 @@ impl<W: World> LogicPool<W> {
     /// Runs `f` on an instance, once one of the process's running calls ends if as many as
     /// it allows are running.
     pub async fn run<R: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static) -> R {
-        self.run_as(false, f).await
+        self.run_as(Pace::Ordinary, f).await
     }
 
-    /// [`LogicPool::run`] for an entity that is `heavy` or not (see [`Sandbox`]). The call
-    /// runs here, on the async worker, if the entity is not heavy, the pool's calls have
-    /// been short lately and a running call's place is free at once; else on a blocking
-    /// thread.
+    /// [`LogicPool::run`] for an entity of this `pace` (see [`Pace`]). The call runs here,
+    /// on the async worker, if the entity is light, the pool's calls have been short lately
+    /// and a running call's place is free at once; else on a blocking thread — so an
+    /// entity's first call, and any call of an entity whose calls are not known short,
+    /// never holds up the thread that serves sockets.
     pub async fn run_as<R: Send + 'static>(
         self: &Arc<Self>,
-        heavy: bool,
+        pace: Pace,
         f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static,
     ) -> R {
-        if !heavy
+        if pace == Pace::Light
             && self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US
-            && let Ok(permit) = self.sandbox.running.clone().try_acquire_owned()
+            && self.since_born_us(Instant::now()) >= self.inline_paused_until_us.load(Ordering::Relaxed)
+            && !self.inline_busy.swap(true, Ordering::Acquire)
         {
-            let out = self.call_on_idle(true, f);
-            drop(permit);
-            return out;
+            if let Ok(permit) = self.sandbox.running.clone().try_acquire_owned() {
+                let out = self.call_on_idle(true, f);
+                drop(permit);
+                self.inline_busy.store(false, Ordering::Release);
+                return out;
+            }
+            self.inline_busy.store(false, Ordering::Release);
         }
         let pool = self.clone();
         let closed = "the sandbox's semaphores are never closed";
-        let heavy = match heavy {
-            true => Some(self.sandbox.heavy.clone().acquire_owned().await.expect(closed)),
-            false => None,
+        let heavy = match pace {
+            Pace::Heavy => Some(self.sandbox.heavy.clone().acquire_owned().await.expect(closed)),
+            Pace::Light | Pace::Ordinary => None,
         };
         let permit = self.sandbox.running.clone().acquire_owned().await.expect(closed);
         let task = tokio::task::spawn_blocking(move || {
@@ -134,6 +162,11 @@ impl<W: World> LogicPool<W> {
 }
 
 impl<W: World> LogicPool<W> {
+    /// µs from the pool's making to `at`.
+    fn since_born_us(&self, at: Instant) -> u64 {
+        at.duration_since(self.born).as_micros().min(u128::from(u64::MAX)) as u64
+    }
+
     /// Runs `f` on an idle instance (or a new one) and puts the instance back; a `counted`
     /// call's time goes into the pool's recent average.
     fn call_on_idle<R>(&self, counted: bool, f: impl FnOnce(&mut Instance<W>) -> R) -> R {
@@ -147,6 +180,10 @@ impl<W: World> LogicPool<W> {
             // Racing updates may lose one another's sample; the average stays an average.
             let recent = self.recent_us.load(Ordering::Relaxed);
             self.recent_us.store((recent * 7 + took) / 8, Ordering::Relaxed);
+            if took > SLOW_CALL_US {
+                let until = self.since_born_us(now) + INLINE_PAUSE.as_micros() as u64;
+                self.inline_paused_until_us.fetch_max(until, Ordering::Relaxed);
+            }
         }
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((instance, now));
         out
@@ -243,26 +280,40 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn short_calls_run_where_asked_and_slow_ones_apart() {
+    async fn light_entities_calls_run_where_asked_and_the_others_apart() {
         let pool = pool(2);
         let here = || std::thread::current().id();
-        // A pool of short calls: on the asking thread.
-        let asked = here();
-        assert_eq!(pool.run(move |_| std::thread::current().id()).await, asked);
-        // A heavy entity's call: always apart.
-        assert_ne!(pool.run_as(true, move |_| std::thread::current().id()).await, here());
+        let on = |pace| {
+            let pool = pool.clone();
+            async move { pool.run_as(pace, move |_| std::thread::current().id()).await }
+        };
+        // A light entity on a pool of short calls: on the asking thread.
+        assert_eq!(on(Pace::Light).await, here());
+        // An entity not known light (its first call), and a heavy one: apart.
+        assert_ne!(on(Pace::Ordinary).await, here());
+        assert_ne!(on(Pace::Heavy).await, here());
         // Heavy calls do not count: the pool's calls are still short.
-        assert_eq!(pool.run(move |_| std::thread::current().id()).await, here());
-        // A slow call (of an entity not known heavy yet) makes the pool's calls go apart
-        // until the recent ones are short again.
-        pool.run(|_| std::thread::sleep(Duration::from_millis(5))).await;
-        assert_ne!(pool.run(move |_| std::thread::current().id()).await, here());
-        let mut calls = 1;
-        while pool.run(move |_| std::thread::current().id()).await != here() {
-            calls += 1;
-            assert!(calls < 100, "the pool never came back to short calls");
+        pool.run_as(Pace::Heavy, |_| std::thread::sleep(Duration::from_millis(5))).await;
+        assert_eq!(on(Pace::Light).await, here());
+        // A slow call of an entity not known heavy sends even light entities' calls apart
+        // for a while: a hundred short calls later, still apart.
+        pool.run(|_| std::thread::sleep(Duration::from_millis(8))).await;
+        for _ in 0..100 {
+            assert_ne!(on(Pace::Light).await, here());
         }
-        assert!(calls > 5, "a slow call is remembered for a few calls, not one: {calls}");
+    }
+
+    #[test]
+    fn an_entity_is_light_once_its_calls_were_seen_short() {
+        use crate::mechanics::quota::Heat;
+        let mut heat = Heat::default();
+        assert_eq!(heat.pace(), Pace::Ordinary, "no call seen yet");
+        heat.record(Duration::from_micros(20));
+        assert_eq!(heat.pace(), Pace::Light);
+        heat.record(Duration::from_millis(3));
+        assert_eq!(heat.pace(), Pace::Ordinary);
+        heat.record(Duration::from_millis(28));
+        assert_eq!(heat.pace(), Pace::Heavy);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +324,7 @@ mod tests {
         let busy = tokio::spawn({
             let pool = pool.clone();
             async move {
-                pool.run_as(true, move |_| {
+                pool.run_as(Pace::Heavy, move |_| {
                     s.notify_one();
                     r.wait();
                 })

@@ -190,7 +190,7 @@ impl<W: World> OwnedQueue<W> {
         let mut view = if whole { self.state.take().unwrap_or_default() } else { self.view(&target.prefix) };
         let (view, result, took) = self
             .logic
-            .run_as(self.heat.is_heavy(), move |i| {
+            .run_as(self.heat.pace(), move |i| {
                 let started = std::time::Instant::now();
                 let r = f(i, &mut view, env);
                 (view, r, started.elapsed())

@@ -38,22 +38,49 @@ impl Sandbox {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Heat {
     average_us: u64,
+    /// Whether a call was counted yet: an entity not seen calling is not known light.
+    seen: bool,
+}
+
+/// What an entity's recent calls say about how to run its next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Its recent calls were short: it may run on the thread that asks for it.
+    Light,
+    /// Not known light (no call seen yet, or calls of a millisecond or so).
+    Ordinary,
+    /// Heavy: it may not crowd out the others (see [`Sandbox`]).
+    Heavy,
 }
 
 impl Heat {
     /// The average call time above which an entity is heavy: a handler that takes this
     /// long is far from the usual ~1 µs–1 ms, and may not crowd out the others.
     pub const HEAVY: std::time::Duration = std::time::Duration::from_millis(5);
+    /// The average call time under which an entity is light.
+    pub const LIGHT: std::time::Duration = std::time::Duration::from_micros(200);
 
     /// Counts a call that took `took`.
     pub fn record(&mut self, took: std::time::Duration) {
         let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
-        self.average_us = (self.average_us + us) / 2;
+        self.average_us = if self.seen { (self.average_us + us) / 2 } else { us };
+        self.seen = true;
     }
 
     /// Whether the entity's calls are heavy.
     pub fn is_heavy(&self) -> bool {
         self.average_us >= Self::HEAVY.as_micros() as u64
+    }
+
+    /// How the entity's next call should run.
+    pub fn pace(&self) -> Pace {
+        if self.is_heavy() {
+            Pace::Heavy
+        } else if self.seen && self.average_us < Self::LIGHT.as_micros() as u64 {
+            Pace::Light
+        } else {
+            Pace::Ordinary
+        }
     }
 }
 
