@@ -157,18 +157,22 @@ async fn ping_round(sockets: &mut [Socket], answer: &str, window: Window, pid: u
 
 /// Prints one round for people.
 fn print_round(label: &str, round: &Round) {
+    println!("    {label:<7} {:>8.0} /s   {}", round.per_s(), round_detail(round, "each"));
+}
+
+/// What a round's line says after its rate: latency, CPU per exchange (`what` names it),
+/// and how busy the machine was.
+fn round_detail(round: &Round, what: &str) -> String {
     let (others, steal) = round.others_and_steal();
-    println!(
-        "    {label:<7} {:>8.0} /s   p50 {:.3} ms   p99 {:.3} ms   server CPU {:.1} µs each   client busy {:.0}%   \
-         others {:.0}%   steal {:.0}%",
-        round.per_s(),
+    format!(
+        "p50 {:.3} ms   p99 {:.3} ms   server CPU {:.1} µs {what}   client busy {:.0}%   others {:.0}%   steal {:.0}%",
         round.round_trip_ms(0.5),
         round.round_trip_ms(0.99),
         round.server_us_per_exchange(),
         round.client_busy() * 100.0,
         others * 100.0,
         steal * 100.0
-    );
+    )
 }
 
 /// Parts 1 and 2: ping and write round trips on `warren dev` against the echo server's,
@@ -320,17 +324,10 @@ fn whispers(settings: &Settings, figures: &mut Figures) {
 fn login_run(label: &str, addr: SocketAddr, pid: u32, settings: &Settings) -> Round {
     let (clients, window) = (settings.login_clients, settings.login_window);
     let round = load::on_core(CLIENT_CORE, move || sessions::logins(addr, pid, clients, window, "fresh"));
-    let (others, steal) = round.others_and_steal();
     println!(
-        "  {label:<8} {:>7.0} logins/s   welcome p50 {:.2} ms   p99 {:.2} ms   server CPU {:.0} µs a login (and \
-         its logout)   client busy {:.0}%   others {:.0}%   steal {:.0}%",
+        "  {label:<8} {:>7.0} logins/s   welcome {}",
         round.per_s(),
-        round.round_trip_ms(0.5),
-        round.round_trip_ms(0.99),
-        round.server_us_per_exchange(),
-        round.client_busy() * 100.0,
-        others * 100.0,
-        steal * 100.0
+        round_detail(&round, "a login (and its logout)")
     );
     round
 }

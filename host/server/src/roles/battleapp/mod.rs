@@ -13,6 +13,7 @@
 //!   the registry every second and takes the rooms whose battleapp is gone and whose lease
 //!   is free, restoring each from its checkpoint and journal.
 
+mod faults;
 pub mod room;
 pub mod socket;
 pub mod upgrade;

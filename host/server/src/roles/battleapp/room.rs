@@ -10,6 +10,7 @@
 //! replay the journal — plays exactly the ticks the players already saw.
 
 use super::Battleapp;
+use super::faults::TickFaults;
 use super::upgrade::{FINISHED_KEY, SNAPSHOT_KEY};
 use crate::mechanics::logic::fresh_env;
 use crate::mechanics::owner::{Control, Occupant, OwnedQueue, Routed, Settled, Target};
@@ -27,8 +28,6 @@ pub const INPUT: &str = "$input";
 /// Ticks added to the bound of how far a dead owner may have played (its clock's last
 /// reading and the time since): covers a skew of clocks between battleapps.
 const CLOCK_MARGIN_TICKS: u64 = 2;
-/// Ticks in a row a room may fail before it is closed.
-const MAX_FAILED_TICKS: u32 = 20;
 
 /// A journaled input, as stored under `in/<tick>/<n>`.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -63,8 +62,8 @@ pub struct RoomOwner {
     /// A checkpoint being committed apart from the ticks, and how many of `journaled`
     /// it covers (they are dropped from it when it lands).
     storing: Option<(usize, tokio::task::JoinHandle<Result<(), BusError>>)>,
-    /// Ticks failed in a row.
-    failures: u32,
+    /// The room's failing ticks, counted and logged once each fault.
+    faults: TickFaults,
     /// The room's ticks.
     ticks: tokio::time::Interval,
     /// Set when the room must be handed over (the battleapp is stopping).
@@ -75,9 +74,6 @@ pub struct RoomOwner {
     module: String,
     /// Why the room stays on an older module, as last recorded.
     pinned: Option<String>,
-    /// The fault of the last failed tick, while ticks keep failing: a repeat of it is
-    /// logged at debug level, so a room that keeps failing logs its fault once.
-    last_fault: Option<String>,
 }
 
 /// The room's own events.
@@ -130,13 +126,12 @@ impl RoomOwner {
             since_checkpoint: 0,
             final_sends: None,
             storing: None,
-            failures: 0,
+            faults: TickFaults::default(),
             ticks,
             drain,
             done: false,
             module: String::new(),
             pinned: None,
-            last_fault: None,
         }
     }
 
@@ -407,8 +402,7 @@ impl RoomOwner {
         match room.tick(tick, env) {
             Ok((status, mut effects)) => {
                 self.note_module();
-                self.failures = 0;
-                self.last_fault = None;
+                self.faults.cleared();
                 self.next_tick += 1;
                 self.since_checkpoint += 1;
                 let sends = std::mem::take(&mut effects.sends);
@@ -424,38 +418,10 @@ impl RoomOwner {
             }
             Err(e) => {
                 // The room is as it was before the tick; it tries the same tick again.
-                self.failures += 1;
                 let module = crate::mechanics::live::short(room.module_digest()).to_owned();
-                let fault = e.to_string();
-                if self.last_fault.as_deref() == Some(fault.as_str()) {
-                    // The same fault again: said once already.
-                    tracing::debug!(room = self.id, tick, failures = self.failures, "tick failed again the same way");
-                } else {
-                    tracing::warn!(
-                        role = "battle",
-                        module = %module,
-                        handler = "tick",
-                        room = self.id,
-                        tick,
-                        cause = e.cause(),
-                        error = %fault,
-                        "room tick failed; the room tries the tick again"
-                    );
-                    self.last_fault = Some(fault);
-                }
-                if self.failures < MAX_FAILED_TICKS {
+                if !self.faults.failed(self.id, &module, tick, &e) {
                     return Control::Continue;
                 }
-                tracing::error!(
-                    role = "battle",
-                    module = %module,
-                    room = self.id,
-                    tick,
-                    failures = self.failures,
-                    error = %e,
-                    "room closed: its tick failed {} times in a row",
-                    self.failures
-                );
                 self.close(q, &format!("the battle failed: {}", e.cause())).await;
                 Control::Stop
             }
