@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Warren needs on a fresh Debian machine with rustup:
 # the wasm32 target guests are built for, rustfmt/clippy for the checks, redis-server for
-# the tests of the Redis backend, and a C toolchain.
+# the tests of the Redis backend, nginx and openssl for the gateway's test, chromium and
+# chromedriver for the web client's test, and a C toolchain.
 # Idempotent: quick when everything is there. A missing tool is installed or the script
 # fails; nothing is skipped.
 set -euo pipefail
@@ -22,6 +23,24 @@ if ! command -v redis-server >/dev/null; then
   echo "setup: installing redis-server"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
 fi
+# The web client's test drives Debian's headless Chromium through chromedriver (browser
+# downloads at install time are not an option: the distribution's packages are).
+if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ]; then
+  echo "setup: installing chromium and chromium-driver"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
+# The gateway's test runs a real nginx in front of the hosts, with a certificate made by
+# openssl (ps lists nginx's workers).
+if ! command -v nginx >/dev/null && ! [ -x /usr/sbin/nginx ]; then
+  echo "setup: installing nginx"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light
+fi
+for tool in openssl ps; do
+  if ! command -v "${tool}" >/dev/null; then
+    echo "setup: installing ${tool}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl procps
+  fi
+done
 # A C toolchain links the host (and build scripts).
 if ! command -v cc >/dev/null; then
   echo "setup: installing a C toolchain"

@@ -15,6 +15,7 @@ const GUESTS: &[(&str, &str, &[&str])] = &[
     ("ROOM_V2", "warren-test-guest", &["room", "v2"]),
     ("ROOM_BAD_RESTORE", "warren-test-guest", &["room", "v2", "bad-restore"]),
     ("SCRIPT_BASEAPP", "warren-script-baseapp", &[]),
+    ("SCRIPT_BASEAPP_SALE", "warren-script-baseapp", &["potion-sale"]),
     ("SCRIPT_BATTLE", "warren-script-battle", &[]),
     ("SCRIPT_GUILD", "warren-script-guild", &[]),
 ];

@@ -24,6 +24,7 @@
 //!   [`Bus::registered`]), a doorbell rung by hand ([`Bus::ring`]: a new room handed to
 //!   its battleapp) and one secret per cluster for signing tickets ([`Bus::cluster_secret`]).
 
+mod accounts;
 mod balance;
 mod embedded;
 mod redis;
@@ -428,14 +429,6 @@ impl Bus {
         match self {
             Bus::Embedded(b) => b.check(Op::LoadState).map(|()| b.load_state(owner)),
             Bus::Redis(b) => b.load_state(owner).await,
-        }
-    }
-
-    /// The player id of an account name, creating the account on first use.
-    pub async fn account(&self, name: &str) -> Result<u64, BusError> {
-        match self {
-            Bus::Embedded(b) => Ok(b.account(name)),
-            Bus::Redis(b) => b.account(name).await,
         }
     }
 

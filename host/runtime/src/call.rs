@@ -317,8 +317,8 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The calling thread's CPU time, if the system keeps one.
-fn thread_cpu_time() -> Option<std::time::Duration> {
+/// The calling thread's CPU time, if the system keeps one (Linux: ~0.3 µs a read).
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write; the clock id is a constant.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };

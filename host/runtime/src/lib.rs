@@ -25,7 +25,7 @@ mod room;
 mod world;
 
 pub use bindings::{Address, Level, Message};
-pub use call::{CallEnv, Effects, EntityState, Outgoing, StateWrite};
+pub use call::{CallEnv, Effects, EntityState, Outgoing, StateWrite, thread_cpu_time};
 pub use engine::{EPOCH_TICK, Runtime};
 pub use instance::{Instance, PANIC_PREFIX};
 pub use limits::{CallError, EmitLimit, Limits, MemoryCap, Quota, ReservedKind, StateQuota, is_reserved_kind};

@@ -68,14 +68,21 @@ const CLIENT_CORE: usize = 1;
 const PING: &str = r#"{"type":"ping"}"#;
 /// What marks the script's answer to [`PING`].
 const PONG: &str = r#""pong""#;
-/// The configuration of the whispers part's servers: the defaults but for the send quota
+/// The configuration of the frames part's server: the defaults but for the pace of a
+/// client's frames (100 a second, bursts of 500: docs/limits.md, *Clients*), raised out
+/// of the way. A client in a closed loop sends thousands a second; the bound is on a bad
+/// client, not part of the path measured.
+const LOAD: &str = "[net]\nframes_per_s = 1000000\nframes_burst = 1000000\n";
+/// The configuration of the whispers part's servers: the defaults but for the pace of a
+/// client's frames ([`LOAD`]) and the send quota
 /// (1000 messages a second a player, bursts of 2000), raised out of the way. A whisper
 /// costs its sender one send and its partner one push, so a player whispering in a closed
 /// loop spends two a round trip and reaches the quota at 500 whispers a second, below
 /// what the servers carry: with the quota on, the figures would measure the quota (as the
 /// edge bench's guild chat does with `_rate_raised`). The quota is a bound on a module
 /// gone wrong, not part of the path measured.
-const UNTHROTTLED: &str = "[limits]\nsends_per_s = 1000000\nsends_burst = 1000000\n";
+const UNTHROTTLED: &str =
+    "[limits]\nsends_per_s = 1000000\nsends_burst = 1000000\n[net]\nframes_per_s = 1000000\nframes_burst = 1000000\n";
 /// Open files this process and its servers need beyond the idle connections.
 const SPARE_FILES: u64 = 1024;
 
@@ -182,7 +189,10 @@ fn round_detail(round: &Round, what: &str) -> String {
 fn frames(settings: &Settings, figures: &mut Figures) {
     let (pings, writes) = (settings.runs("frames"), settings.runs("writes"));
     let echo = servers::echo(SERVER_CORE);
-    let dev = servers::dev("dev-frames", SERVER_CORE, None);
+    let configs = tempfile::tempdir().expect("temp dir");
+    let config = configs.path().join("load.toml");
+    std::fs::write(&config, LOAD).expect("write the server's configuration");
+    let dev = servers::dev("dev-frames", SERVER_CORE, Some(&config));
     let (echo_addr, echo_pid, dev_addr, dev_pid) = (echo.addr, echo.pid(), dev.addr, dev.pid());
     let (clients, rounds, window) = (settings.clients, settings.rounds, settings.frames_window);
     let kinds = match (pings, writes) {

@@ -90,7 +90,7 @@ async fn step(url: &str, runtime: &Runtime, rooms: usize, n: usize) -> Step {
     for r in 0..rooms as u64 {
         let ids: Vec<u64> = (1..=PLAYERS).map(|p| r * 100 + p).collect();
         let setup = serde_json::json!({"players": ids}).to_string().into_bytes();
-        let placed = place_room(&bus, ids[0], setup).await.expect("place");
+        let placed = place_room(&bus, &app.keys, ids[0], setup).await.expect("place");
         for &p in &ids {
             let mut rx = app.listen(placed.room, p);
             let frames = frames.clone();

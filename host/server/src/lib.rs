@@ -9,7 +9,7 @@
 //! - [`tools`]: the operator and developer commands (`publish`, `dead-letters`,
 //!   `build`, `play`).
 //! - [`role`]: the roles by name; [`config`]: configuration files; [`protocol`]: the
-//!   host's own client frames.
+//!   host's own client frames; [`web`]: the web client the baseapp serves at `/`.
 
 pub mod config;
 pub mod mechanics;
@@ -17,3 +17,4 @@ pub mod protocol;
 pub mod role;
 pub mod roles;
 pub mod tools;
+pub mod web;

@@ -25,6 +25,10 @@ enum Command {
         /// Modules folder, overriding the configuration.
         #[arg(long)]
         modules: Option<PathBuf>,
+        /// Let clients log in by name alone, without an account (`{"type":"login","name":"ann"}`):
+        /// for trying things out; anyone may then play as anyone. Never on a cluster role.
+        #[arg(long)]
+        name_login: bool,
     },
     /// A terminal game client: one frame per line, JSON or `type key=value ...`. At the
     /// end of its input it waits for the last answers, then leaves (for shell scripts).
@@ -32,6 +36,10 @@ enum Command {
         /// The name to log in with.
         #[arg(long)]
         name: String,
+        /// The account's password (the account is registered the first time). Without one,
+        /// the name alone logs in, which only `warren dev --name-login` allows.
+        #[arg(long)]
+        password: Option<String>,
         /// The server's WebSocket.
         #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
         url: String,
@@ -61,6 +69,29 @@ enum Command {
     Guild {
         #[command(flatten)]
         host: HostFlags,
+    },
+    /// Prints the nginx configuration of the gateway in front of a cluster: TLS at one
+    /// address, players spread over the baseapps, battles routed to their battleapps.
+    GatewayConfig {
+        /// The public address (host:port).
+        #[arg(long, default_value = "0.0.0.0:443")]
+        listen: String,
+        /// The TLS certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The certificate's key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// A baseapp (host:port); once per baseapp.
+        #[arg(long = "baseapp", required = true)]
+        baseapps: Vec<String>,
+        /// A battleapp as NAME=host:port, reached at /battle/NAME/ (start it with
+        /// --public-url wss://<gateway>/battle/NAME/ws); once per battleapp.
+        #[arg(long = "battleapp")]
+        battleapps: Vec<String>,
+        /// Where nginx keeps its pid file, logs and buffers.
+        #[arg(long, default_value = "/var/lib/warren-gateway")]
+        runtime_dir: PathBuf,
     },
     /// Validates the modules in a folder and publishes them to a cluster; hosts swap live.
     Publish {
@@ -179,6 +210,17 @@ fn main() -> anyhow::Result<()> {
                 warren::roles::guild::main(host).await
             })
         }
+        Command::GatewayConfig { listen, cert, key, baseapps, battleapps, runtime_dir } => {
+            let battleapps = battleapps
+                .iter()
+                .map(|b| b.split_once('=').map(|(n, a)| (n.to_owned(), a.to_owned())))
+                .collect::<Option<Vec<_>>>()
+                .context("--battleapp is NAME=host:port")?;
+            let gateway = warren::tools::gateway::Gateway { listen, cert, key, baseapps, battleapps, runtime_dir };
+            gateway.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{}", gateway.render());
+            Ok(())
+        }
         Command::Publish { redis, modules } => runtime()?.block_on(async {
             let bus = warren_bus::Bus::redis_with_groups(&redis, 0).await?;
             warren::tools::admin::publish(&bus, &modules).await.map(drop)
@@ -216,12 +258,12 @@ fn main() -> anyhow::Result<()> {
             let options = warren::tools::build::BuildOptions { role, check_rooms };
             warren::tools::build::build_scripts(&workspace, &out, &options)
         }
-        Command::Play { name, url, wait_ms, json } => {
+        Command::Play { name, password, url, wait_ms, json } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let options = warren::tools::play::Options { wait: std::time::Duration::from_millis(wait_ms), json };
-            rt.block_on(warren::tools::play::play(&url, &name, options))
+            rt.block_on(warren::tools::play::play(&url, &name, password.as_deref(), options))
         }
-        Command::Dev { config, listen, modules } => {
+        Command::Dev { config, listen, modules, name_login } => {
             let mut cfg = match config {
                 Some(path) => DevConfig::load(&path)?,
                 None => DevConfig::default(),
@@ -232,6 +274,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(modules) = modules {
                 cfg.modules = modules;
             }
+            cfg.name_login |= name_login;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async {
                 let server = warren::roles::dev::start(cfg, async {

@@ -4,19 +4,18 @@
 
 use serde_json::{Value, json};
 
-/// Longest account name.
-const MAX_NAME: usize = 32;
 /// Longest idempotency key.
 pub const MAX_KEY: usize = 64;
 
 /// What a client frame is, as far as the host cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// `{"type":"login","name":"ann","ack":12}`: `ack`, the last push the client showed
-    /// (0 or absent: none), is where the session resumes.
+    /// `{"type":"login","ack":12}`: `ack`, the last push the client showed (0 or absent:
+    /// none), is where the session resumes. The session token names the player; where
+    /// names alone let players in (`warren dev --name-login`), `"name":"ann"` does.
     Login {
-        /// The account name.
-        name: String,
+        /// The name, if one came (checked by the host's name rules, not here).
+        name: Option<String>,
     },
     /// `{"type":"ack","seq":12}`: the client showed every push up to 12.
     Ack,
@@ -67,17 +66,11 @@ pub fn parse(frame: &[u8]) -> Result<(ClientFrame, Meta), String> {
         Some(_) => return Err(format!("\"req\" (a request key) is 1 to {MAX_KEY} printable ASCII characters")),
     }
     let frame = match kind {
-        "login" => {
-            let name = value.get("name").and_then(Value::as_str).ok_or("login needs a \"name\"")?;
-            let name = name.trim();
-            let valid = !name.is_empty()
-                && name.chars().count() <= MAX_NAME
-                && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-            if !valid {
-                return Err(format!("a name is 1 to {MAX_NAME} letters, digits, _ or -"));
-            }
-            ClientFrame::Login { name: name.to_owned() }
-        }
+        "login" => match value.get("name") {
+            None | Some(Value::Null) => ClientFrame::Login { name: None },
+            Some(Value::String(name)) => ClientFrame::Login { name: Some(name.clone()) },
+            Some(_) => return Err("a login's \"name\" is a string".into()),
+        },
         "ack" => ClientFrame::Ack,
         "battle.start" => ClientFrame::BattleStart,
         "battle.input" => ClientFrame::BattleInput,
@@ -144,6 +137,35 @@ pub fn practice_setup(player: u64) -> Vec<u8> {
     json!({"players": [player], "practice": true}).to_string().into_bytes()
 }
 
+/// A game frame as the module gets it: every string in it without the characters that
+/// let one player disguise text for another ([`crate::mechanics::auth::names::clean`]:
+/// control characters, direction overrides), written raw or as `\u` escapes. Almost every
+/// frame is clean, and is handed on as it came.
+pub fn cleaned(frame: &[u8]) -> Vec<u8> {
+    use crate::mechanics::auth::names;
+    let escaped = frame.windows(2).any(|w| w == b"\\u");
+    let clean = std::str::from_utf8(frame).is_ok_and(names::is_clean);
+    if clean && !escaped {
+        return frame.to_vec();
+    }
+    fn walk(value: &mut Value) {
+        match value {
+            Value::String(s) if !names::is_clean(s) => *s = names::clean(s),
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(fields) => fields.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    match serde_json::from_slice::<Value>(frame) {
+        Ok(mut value) => {
+            walk(&mut value);
+            serde_json::to_vec(&value).unwrap_or_else(|_| frame.to_vec())
+        }
+        // Not JSON: `parse` refused it before it got here.
+        Err(_) => frame.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +176,8 @@ mod tests {
 
     #[test]
     fn frames_are_routed_by_type() {
-        assert_eq!(kind(br#"{"type":"login","name":" ann "}"#), Ok(ClientFrame::Login { name: "ann".into() }));
+        assert_eq!(kind(br#"{"type":"login","name":"ann"}"#), Ok(ClientFrame::Login { name: Some("ann".into()) }));
+        assert_eq!(kind(br#"{"type":"login","ack":4}"#), Ok(ClientFrame::Login { name: None }));
         assert_eq!(kind(br#"{"type":"battle.start"}"#), Ok(ClientFrame::BattleStart));
         assert_eq!(kind(br#"{"type":"battle.input","action":"attack"}"#), Ok(ClientFrame::BattleInput));
         assert_eq!(kind(br#"{"type":"bag"}"#), Ok(ClientFrame::Game));
@@ -188,11 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn game_frames_reach_the_module_without_disguising_characters() {
+        let plain = br#"{"type":"whisper","to":2,"text":"hi there"}"#;
+        assert_eq!(cleaned(plain), plain.to_vec(), "a clean frame is handed on as it came");
+        let raw = "{\"type\":\"whisper\",\"to\":2,\"text\":\"gg \u{202E}gnp.exe\"}";
+        let out: Value = serde_json::from_slice(&cleaned(raw.as_bytes())).unwrap();
+        assert_eq!(out["text"], "gg gnp.exe");
+        let escaped = br#"{"type":"guild.chat","text":["a\u202eb","c\u0007d\nok"]}"#;
+        let out: Value = serde_json::from_slice(&cleaned(escaped)).unwrap();
+        assert_eq!(out["text"], json!(["ab", "cd\nok"]));
+    }
+
+    #[test]
     fn malformed_frames_get_a_reason() {
         assert!(kind(b"hello").unwrap_err().contains("JSON"));
         assert!(kind(br#"{"kind":"bag"}"#).unwrap_err().contains("type"));
-        assert!(kind(br#"{"type":"login"}"#).unwrap_err().contains("name"));
-        assert!(kind(br#"{"type":"login","name":"a b"}"#).unwrap_err().contains("letters"));
-        assert!(kind(br#"{"type":"login","name":""}"#).is_err());
+        assert!(kind(br#"{"type":"login","name":7}"#).unwrap_err().contains("name"));
     }
 }

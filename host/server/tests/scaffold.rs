@@ -57,7 +57,9 @@ impl Client {
 /// `warren dev` as a process serving `modules`, on a free port.
 fn dev_process(modules: &Path) -> (warren_testkit::Process, std::net::SocketAddr) {
     let args: Vec<String> =
-        ["dev", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()].map(String::from).to_vec();
+        ["dev", "--name-login", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()]
+            .map(String::from)
+            .to_vec();
     let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
     let addr = dev.listening_address(FRAME_WAIT);
     (dev, addr)

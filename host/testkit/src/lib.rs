@@ -8,6 +8,6 @@ mod redis_cluster;
 mod redis_server;
 mod watchdog;
 
-pub use process::Process;
+pub use process::{Process, TEST_AUTH_KEY};
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// The signing key of every host a test starts ([`Process::start`]): tests sign their
+/// players' session tokens with it.
+pub const TEST_AUTH_KEY: &str = "warren-tests-signing-key-0123456789abcdefghij";
+
 /// A running process started by a test.
 pub struct Process {
     /// A name for messages.
@@ -19,7 +23,15 @@ impl Process {
     /// Starts `program args...`. Its stdout and stderr go to files (see [`Process::stdout`]
     /// and [`Process::log`]); a bash watchdog kills it with SIGKILL when the test process
     /// ends.
+    ///
+    /// Every process a test starts signs with [`TEST_AUTH_KEY`] (`WARREN_AUTH_KEY`), as
+    /// the hosts of one cluster share one key.
     pub fn start(name: &str, program: &str, args: &[String]) -> Process {
+        Process::start_env(name, program, args, &[("WARREN_AUTH_KEY", Some(TEST_AUTH_KEY))])
+    }
+
+    /// [`Process::start`] with environment variables set (`Some`) or removed (`None`).
+    pub fn start_env(name: &str, program: &str, args: &[String], env: &[(&str, Option<&str>)]) -> Process {
         let dir = tempfile::tempdir().expect("temp dir");
         let quoted: Vec<String> =
             std::iter::once(program.to_owned()).chain(args.iter().cloned()).map(|a| shell_quote(&a)).collect();
@@ -33,7 +45,14 @@ impl Process {
             pid = dir.path().join("pid").display(),
             me = std::process::id(),
         );
-        let shell = Command::new("bash")
+        let mut command = Command::new("bash");
+        for (key, value) in env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let shell = command
             .args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

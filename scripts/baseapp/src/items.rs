@@ -129,7 +129,7 @@ pub const CATALOGUE: &[ItemDef] = &[
         id: "potion",
         name: "Potion",
         max_stack: 20,
-        price: 10,
+        price: if cfg!(feature = "potion-sale") { 5 } else { 10 },
         sell_price: 4,
         kind: ItemKind::Consumable(Effect::Heal(40)),
     },

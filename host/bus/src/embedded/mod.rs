@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+mod accounts;
 mod books;
 use books::{Decided, PushBook, Requests};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,7 +44,12 @@ fn key_of(id: &str) -> Seq {
 struct Center {
     queues: HashMap<Address, Queue>,
     states: HashMap<Address, EntityState>,
+    /// Account ids by login.
     accounts: HashMap<String, u64>,
+    /// The last account id handed out.
+    accounts_made: u64,
+    /// Each account's fields.
+    account_fields: HashMap<u64, HashMap<String, Vec<u8>>>,
     modules: HashMap<String, Vec<u8>>,
     current: HashMap<String, String>,
     /// Last id handed out, for increasing ids.
@@ -563,12 +569,6 @@ impl EmbeddedBus {
 
     pub(crate) fn load_state(&self, owner: &Address) -> EntityState {
         self.lock().states.get(owner).cloned().unwrap_or_default()
-    }
-
-    pub(crate) fn account(&self, name: &str) -> u64 {
-        let mut center = self.lock();
-        let next = center.accounts.len() as u64 + 1;
-        *center.accounts.entry(name.to_owned()).or_insert(next)
     }
 
     pub(crate) fn publish_module(&self, role: &str, bytes: Vec<u8>) -> String {

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
+mod accounts;
 mod conn;
 mod membership;
 mod pushes;
@@ -145,7 +146,6 @@ pub struct RedisBus {
     dead_letter: Script,
     acquire: Script,
     lease: Script,
-    account: Script,
     replay: Script,
     heartbeat: Script,
     reports: Script,
@@ -290,7 +290,6 @@ impl RedisBus {
             dead_letter: Script::new(DEAD_LETTER_LUA),
             acquire: Script::new(ACQUIRE_LUA),
             lease: Script::new(LEASE_LUA),
-            account: Script::new(ACCOUNT_LUA),
             replay: Script::new(REPLAY_LUA),
             heartbeat: Script::new(HEARTBEAT_LUA),
             reports: Script::new(REPORTS_LUA),

@@ -120,16 +120,6 @@ impl RedisBus {
         Ok(map.into_iter().collect())
     }
 
-    pub(crate) async fn account(&self, name: &str) -> Result<u64, BusError> {
-        self.account
-            .key(self.key("{accounts}:names"))
-            .key(self.key("{accounts}:next"))
-            .arg(name)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
-    }
-
     pub(crate) async fn next_id(&self, counter: &str) -> Result<u64, BusError> {
         self.conn.clone().incr(self.counter_key(counter), 1u64).await.map_err(unavailable)
     }

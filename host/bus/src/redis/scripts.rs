@@ -307,15 +307,6 @@ end
 return 1
 "#;
 
-/// Gives an account name its player id, creating it once.
-pub(super) const ACCOUNT_LUA: &str = r#"
-local id = redis.call('HGET', KEYS[1], ARGV[1])
-if id then return tonumber(id) end
-id = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], id)
-return id
-"#;
-
 /// Says a member (ARGV[1]) of a role is alive until ARGV[2] (ms), the time being ARGV[3],
 /// and with ARGV[4] replaces its report. KEYS: the role's members (a sorted set of
 /// expiries) and their reports (a hash). A member whose membership had lapsed (expired or

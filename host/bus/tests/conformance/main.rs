@@ -8,6 +8,7 @@ use std::time::Duration;
 use warren_bus::{Address, Bus, BusError, Commit, Outbound, RedisOptions};
 use warren_testkit::{RedisCluster, RedisServer};
 
+mod accounts;
 mod coordination;
 mod pushes;
 mod redis_only;

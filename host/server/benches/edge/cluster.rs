@@ -13,6 +13,37 @@ use warren_bus::{Address, Bus};
 use warren_test_guests as guests;
 use warren_testkit::Process;
 
+/// The message centers of the cluster baseapps started, by the baseapps' addresses.
+static CLUSTERS: std::sync::Mutex<Vec<(SocketAddr, String, Option<Bus>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes that the baseapp at `addr` is on the Redis at `url`: its clients log in with
+/// session tokens.
+pub(crate) fn on_cluster(addr: SocketAddr, url: &str) {
+    CLUSTERS.lock().unwrap().push((addr, url.to_owned(), None));
+}
+
+/// A session token for `name` if `addr` is a cluster baseapp.
+async fn session_token(addr: SocketAddr, name: &str) -> Option<String> {
+    use warren::mechanics::auth::{Auth, tokens};
+    let (url, bus) = CLUSTERS.lock().unwrap().iter().find(|c| c.0 == addr).map(|c| (c.1.clone(), c.2.clone()))?;
+    let bus = match bus {
+        Some(bus) => bus,
+        None => {
+            let bus = warren_bus::Bus::redis_with(&url, warren_bus::RedisOptions { groups: 0, ..Default::default() })
+                .await
+                .expect("the bench's Redis");
+            for c in CLUSTERS.lock().unwrap().iter_mut().filter(|c| c.1 == url) {
+                c.2 = Some(bus.clone());
+            }
+            bus
+        }
+    };
+    let keys = tokens::Keys::new(warren_testkit::TEST_AUTH_KEY.as_bytes()).expect("the tests' key");
+    let auth = Auth::new(bus, keys.clone(), &warren::config::AuthConfig::default());
+    let player = auth.by_name(name).await.expect("an account").player;
+    Some(keys.sign(player, 0, tokens::Use::Session, None, tokens::now_s(), 3600))
+}
+
 pub(crate) fn warren() -> &'static str {
     env!("CARGO_BIN_EXE_warren")
 }
@@ -28,9 +59,16 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Connects and logs in as `name`; waits (up to `wait`) for the welcome.
+    /// Connects and logs in as `name`; waits (up to `wait`) for the welcome. A cluster
+    /// baseapp ([`on_cluster`]) takes a session token: the bench makes the player's account
+    /// in the message center and signs its token with the cluster's key, as a login
+    /// server would; `warren dev --name-login` takes the name.
     pub(crate) async fn login(addr: SocketAddr, name: &str, wait: Duration) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
+        let url = format!("ws://{addr}/ws");
+        let ws = match session_token(addr, name).await {
+            Some(token) => warren::tools::play::connect_with_token(&url, &token).await.expect("connect"),
+            None => tokio_tungstenite::connect_async(url).await.expect("connect").0,
+        };
         let mut c = Client { ws, player: 0, seq: 0 };
         c.send(json!({"type": "login", "name": name})).await;
         loop {
@@ -144,6 +182,7 @@ pub(crate) fn baseapp(url: &str, name: &str, config: Option<&str>) -> (Process, 
     args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
     let mut p = Process::start(name, warren(), &args);
     let addr = p.listening_address(WAIT);
+    on_cluster(addr, url);
     (p, addr)
 }
 

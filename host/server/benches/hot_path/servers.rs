@@ -38,7 +38,7 @@ fn pinned(name: &str, core: usize, program: &str, args: &[String]) -> (Process, 
 /// (its `listen` and `modules` are overridden), the defaults otherwise.
 pub(crate) fn dev(name: &str, core: usize, config: Option<&Path>) -> Server {
     let modules = shipped_modules();
-    let args = ["dev", "--listen", "127.0.0.1:0", "--modules"].map(String::from);
+    let args = ["dev", "--name-login", "--listen", "127.0.0.1:0", "--modules"].map(String::from);
     let mut args = args.to_vec();
     args.push(modules.path().display().to_string());
     if let Some(config) = config {
@@ -55,6 +55,7 @@ pub(crate) fn baseapp(url: &str, name: &str, core: usize, config: Option<&Path>)
     let mut args = host_args("baseapp", url, name, config.as_deref());
     args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
     let (process, addr) = pinned(name, core, warren(), &args);
+    super::cluster::on_cluster(addr, url);
     Server { process, addr, _modules: None }
 }
 

@@ -21,8 +21,8 @@ const WARMUP_SESSIONS: usize = 50;
 const RSS_EVERY: Duration = Duration::from_secs(1);
 /// Readings that must agree for the memory to count as settled.
 const RSS_READINGS: usize = 3;
-/// A server closes a socket that has not logged in after 30 s (`LOGIN_WAIT` of the
-/// baseapp's session): idle sockets are measured before the oldest is this old.
+/// A server closes a socket that has not logged in after 30 s (`net.login_timeout_ms`,
+/// docs/limits.md): idle sockets are measured before the oldest is this old.
 const SOCKET_MEASURED_WITHIN: Duration = Duration::from_secs(25);
 
 /// Logs in `count` players named `{prefix}-{i}`, [`OPENING_AT_ONCE`] at a time, each

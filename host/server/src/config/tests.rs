@@ -15,6 +15,24 @@ fn typos_and_bad_values_are_refused_with_the_key() {
     assert!(err.contains("battle.tick_hz"), "{err}");
     let err = DevConfig::parse("listen = \"nowhere\"\n").unwrap_err();
     assert!(err.contains("listen"), "{err}");
+    let err = DevConfig::parse("[net]\nlogin_timeout = 5\n").unwrap_err();
+    assert!(err.contains("login_timeout"), "{err}");
+    let err = DevConfig::parse("[net]\nframes_burst = 0\n").unwrap_err();
+    assert!(err.contains("net.frames_burst"), "{err}");
+}
+
+#[test]
+fn the_net_section_reaches_the_door_with_its_values() {
+    let c = DevConfig::parse(
+        "[net]\nheader_timeout_ms = 250\nmax_connections = 7\nuncapped_addresses = [\"10.0.0.1\"]\n\
+         frames_per_s = 3\nping_interval_ms = 100\nidle_timeout_ms = 101\n",
+    )
+    .unwrap();
+    let l = c.net.to_limits();
+    assert_eq!((l.header_timeout.as_millis(), l.max_connections, l.frames_per_s), (250, 7, 3));
+    assert_eq!(l.uncapped_addresses, vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    // 0: from the open-file limit, which leaves the host files of its own.
+    assert!(NetConfig::default().to_limits().max_connections >= 64);
 }
 
 /// What the shipped examples set: the defaults, and a local Redis.
@@ -70,6 +88,15 @@ fn host_config_typos_and_bad_values_are_refused_with_the_key() {
         ("[bus]\nresponse_timeout = 5\n", "response_timeout"),
         ("[bus]\nreconnect_retries = 101\n", "bus.reconnect_retries"),
         ("[bus]\nconnect_timeout_ms = 0\n", "bus.connect_timeout_ms"),
+        ("[net]\nidle_timeout = 5\n", "idle_timeout"),
+        ("[net]\nheader_timeout_ms = 0\n", "net.header_timeout_ms"),
+        ("[net]\nwrite_timeout_ms = 3600001\n", "net.write_timeout_ms"),
+        ("[net]\nping_interval_ms = 5000\nidle_timeout_ms = 5000\n", "net.idle_timeout_ms"),
+        ("[net]\nmax_connections = 10000001\n", "net.max_connections"),
+        ("[net]\nmax_per_address = 0\n", "net.max_per_address"),
+        ("[net]\nmax_per_address = 8\nmax_pending_per_address = 9\n", "net.max_pending_per_address"),
+        ("[net]\nframes_per_s = 0\n", "net.frames_per_s"),
+        ("[net]\nuncapped_addresses = [\"gateway\"]\n", "uncapped_addresses"),
     ] {
         let err = HostConfig::parse(text).expect_err(text);
         assert!(err.contains(key), "{text:?} refused without naming `{key}`: {err}");

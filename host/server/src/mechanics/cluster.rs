@@ -2,10 +2,12 @@
 //! itself, load its role's published module and follow its updates, say it is alive, and
 //! stop on a signal.
 
-use crate::config::HostConfig;
+use crate::config::{AuthConfig, HostConfig, KEY_ENV};
+use crate::mechanics::auth::tokens::Keys;
 use crate::mechanics::doorbell::Doorbells;
 use crate::mechanics::live::Refusals;
 use crate::mechanics::live::{follow, short};
+use crate::mechanics::net::{Door, NetLimits};
 use crate::mechanics::quota::Sandbox;
 use anyhow::Context;
 use std::sync::Arc;
@@ -36,6 +38,13 @@ pub struct Host {
     pub lease_ttl: Duration,
     /// The quotas and the bound on running calls every role here shares.
     pub sandbox: Sandbox,
+    /// The door every client socket of this host comes through: its caps and bounds.
+    pub net: Arc<Door>,
+    /// Accounts and session tokens: the `[auth]` section.
+    pub auth: AuthConfig,
+    /// The key that signs session tokens and battle tickets, if one was given (only the
+    /// roles that let clients in need it: see [`Host::keys`]).
+    pub keys: Option<Keys>,
 }
 
 impl Host {
@@ -74,6 +83,26 @@ impl Host {
             refusals: Arc::new(Refusals::default()),
             lease_ttl: Duration::from_millis(config.lease_ttl_ms),
             sandbox: Sandbox::new(config.limits.to_quotas()),
+            net: Door::new(config.net.to_limits()),
+            auth: config.auth.clone(),
+            keys: config
+                .auth
+                .key()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map(|k| Keys::new(&k))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    /// The signing keys; a role that lets clients in (a baseapp, a battleapp) cannot run
+    /// without them.
+    pub fn keys(&self) -> anyhow::Result<Keys> {
+        self.keys.clone().with_context(|| {
+            format!(
+                "no signing key for session tokens and battle tickets: set {KEY_ENV} or [auth] key_file \
+                 (at least 32 random bytes, the same on every baseapp and battleapp)"
+            )
         })
     }
 
@@ -106,6 +135,9 @@ impl Host {
             refusals: Arc::new(Refusals::default()),
             lease_ttl,
             sandbox: Sandbox::default(),
+            net: Door::new(NetLimits::default()),
+            auth: AuthConfig::default(),
+            keys: Some(Keys::random()),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What every role shares, written once. A role supplies only what differs: its world,
 //! how an address maps to a queue and an entity, and its typed call.
 
+pub mod auth;
 pub mod cluster;
 pub mod deliver;
 pub mod doorbell;

@@ -25,7 +25,7 @@ pub use crate::mechanics::handles::Handles;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, emit_logs, from_bus, outbound};
 pub use crate::mechanics::occupant::{Control, Ended, Occupant, Routed, Settled, Target};
-use crate::mechanics::quota::{Admission, Heat};
+use crate::mechanics::quota::{Admission, CallTime, Heat};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,12 +188,13 @@ impl<W: World> OwnedQueue<W> {
     ) -> CallResult {
         let whole = target.prefix.is_empty();
         let mut view = if whole { self.state.take().unwrap_or_default() } else { self.view(&target.prefix) };
+        let pace = self.heat.pace();
         let (view, result, took) = self
             .logic
-            .run_as(self.heat.pace(), move |i| {
-                let started = std::time::Instant::now();
+            .run_as(pace, move |i| {
+                let took = CallTime::start(pace);
                 let r = f(i, &mut view, env);
-                (view, r, started.elapsed())
+                (view, r, took.stop())
             })
             .await;
         self.heat.record(took);

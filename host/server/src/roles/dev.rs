@@ -1,19 +1,22 @@
 //! `warren dev`: every role in one process on the embedded bus, the client WebSocket on
-//! `/ws`, and `modules/` watched and swapped live.
+//! `/ws`, the web client on `/`, and `modules/` watched and swapped live.
 
-use crate::config::DevConfig;
+use crate::config::{DevConfig, KEY_ENV};
+use crate::mechanics::auth::tokens::Keys;
+use crate::mechanics::auth::{self, Auth};
 use crate::mechanics::cluster::Host;
 use crate::mechanics::live::Refusals;
 use crate::mechanics::live::{deploy, short};
 use crate::mechanics::logic::LogicPool;
+use crate::mechanics::net::ClientUpgrade;
 use crate::role::Role;
 use crate::roles::baseapp::players::PlayerHost;
 use crate::roles::baseapp::session;
 use crate::roles::battleapp::{self, Battleapp};
 use crate::roles::guild;
 use anyhow::Context;
-use axum::extract::{Path, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -110,6 +113,17 @@ pub async fn start_on(
     quotas.roles_off =
         crate::mechanics::quota::RolesOff { guild: !present.contains(&Role::Guild), team: true, matchmaker: true };
     host.sandbox = crate::mechanics::quota::Sandbox::new(quotas);
+    host.net = crate::mechanics::net::Door::new(config.net.to_limits());
+    host.auth = config.auth.clone();
+    host.keys = Some(match config.auth.key().map_err(|e| anyhow::anyhow!("{e}"))? {
+        Some(key) => Keys::new(&key).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => {
+            tracing::info!(
+                "no signing key configured ({KEY_ENV} or [auth] key_file): made one for this run; its tokens end with it"
+            );
+            Keys::random()
+        }
+    });
     let host = Arc::new(host);
     let baseapp = host.role::<Baseapp>().await?;
     let battle = match present.contains(&Role::Battleapp) {
@@ -147,12 +161,20 @@ pub async fn start_on(
     };
     let rooms = battleapp.clone().map(|b| tokio::spawn(b.run(until_stopped())));
 
+    let mut auth = Auth::new(bus.clone(), host.keys()?, &config.auth);
+    auth.name_login = config.name_login;
+    if config.name_login {
+        tracing::warn!("--name-login: clients log in by name alone, and anyone may play as anyone");
+    }
+    let auth = Arc::new(auth);
     let players = Arc::new(PlayerHost::new(
         bus.clone(),
         LogicPool::new(baseapp.clone(), host.sandbox.clone()),
         DEV_HOLDER.to_owned(),
         host.bells.clone(),
         host.lease_ttl,
+        host.net.clone(),
+        auth.clone(),
     ));
     let state = AppState {
         players,
@@ -164,20 +186,24 @@ pub async fn start_on(
         battleapp: battleapp.clone(),
     };
     let mut app = Router::new()
-        .route("/", get(index))
         .route("/ws", get(upgrade))
         .route("/modules", get(modules))
         .route("/rooms", get(list_rooms))
         .route("/rooms/{id}/snapshot", get(room_snapshot))
-        .with_state(state);
+        .with_state(state)
+        .merge(crate::web::routes())
+        .merge(auth::http::routes(auth));
     if let Some(battleapp) = battleapp {
         app = app.merge(Router::new().route("/battle", get(battleapp::socket::upgrade)).with_state(battleapp));
     }
 
-    tracing::info!(%addr, "warren dev serving: WebSocket on ws://{addr}/ws, battles on ws://{addr}/battle");
+    tracing::info!(
+        %addr,
+        "warren dev serving: the web client on http://{addr}/, WebSocket on ws://{addr}/ws, battles on ws://{addr}/battle"
+    );
+    let door = host.net.clone();
     let task = tokio::spawn(async move {
-        let served =
-            axum::serve(crate::mechanics::net::without_delay(listener), app).with_graceful_shutdown(shutdown).await;
+        let served = crate::mechanics::net::serve(listener, app, door, shutdown).await;
         let _ = stop.send(true);
         if let Some(guilds) = guilds {
             guilds.await??;
@@ -189,11 +215,6 @@ pub async fn start_on(
         served.context("server failed")
     });
     Ok(DevServer { addr, task })
-}
-
-async fn index() -> &'static str {
-    "Warren dev server. Connect a WebSocket to /ws and send {\"type\":\"login\",\"name\":\"you\"}. \
-     GET /modules lists the modules serving, GET /rooms the battle rooms running.\n"
 }
 
 /// The battle rooms running, each with its last checkpoint (hex) and the module it runs:
@@ -230,8 +251,8 @@ fn unavailable(e: warren_bus::BusError) -> (StatusCode, String) {
     (StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the rooms: {e}\n"))
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> impl IntoResponse {
-    session::upgrade(ws, app.players)
+async fn upgrade(ws: ClientUpgrade, State(app): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    session::upgrade(ws, app.players, &headers)
 }
 
 /// What each role serves in this process, what the bus has published, and the last

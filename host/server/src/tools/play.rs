@@ -41,12 +41,80 @@ pub struct Options {
     pub json: bool,
 }
 
-/// Connects to `url`, logs in as `name`, then plays lines from stdin until it ends and
-/// the server has been quiet for `options.wait`.
-pub async fn play(url: &str, name: &str, options: Options) -> anyhow::Result<()> {
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?;
+/// The HTTP address beside a WebSocket URL: `ws://host:port/ws` → `http://host:port`.
+pub fn http_base(ws_url: &str) -> String {
+    let rest =
+        ws_url.strip_prefix("wss://").map(|r| ("https://", r)).or(ws_url.strip_prefix("ws://").map(|r| ("http://", r)));
+    let (scheme, rest) = rest.unwrap_or(("http://", ws_url));
+    let host = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}{host}")
+}
+
+/// A session token for the account `name` with `password` at `base` (`http://host:port`):
+/// logs in, and registers the account if it does not exist yet. Blocking (plain HTTP).
+pub fn account_token(base: &str, name: &str, password: &str) -> anyhow::Result<String> {
+    let body = serde_json::json!({"username": name, "password": password}).to_string();
+    let post = |path: &str| -> anyhow::Result<Result<Value, u16>> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut answer = agent
+            .post(&format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .send(body.as_str())
+            .with_context(|| format!("cannot reach {base}{path}"))?;
+        let status = answer.status().as_u16();
+        let text = answer.body_mut().read_to_string().unwrap_or_default();
+        if status >= 300 {
+            let reason = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["error"].as_str().map(str::to_owned));
+            if status == 401 {
+                return Ok(Err(status));
+            }
+            anyhow::bail!("{path}: {}", reason.unwrap_or_else(|| format!("HTTP {status}")));
+        }
+        Ok(Ok(serde_json::from_str(&text).context("the answer is not JSON")?))
+    };
+    let issued = match post("/auth/login")? {
+        Ok(issued) => issued,
+        Err(_) => match post("/auth/register") {
+            Ok(Ok(issued)) => issued,
+            Ok(Err(_)) => anyhow::bail!("wrong username or password"),
+            // Taken: the account exists, so the password was wrong.
+            Err(e) if e.to_string().contains("taken") => anyhow::bail!("wrong password for {name}"),
+            Err(e) => return Err(e),
+        },
+    };
+    issued["token"].as_str().map(str::to_owned).context("no token in the answer")
+}
+
+/// Opens the session WebSocket at `url` with a session token (`Authorization: Bearer`).
+pub async fn connect_with_token(
+    url: &str,
+    token: &str,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) =
+        tokio_tungstenite::connect_async(request).await.with_context(|| format!("cannot connect to {url}"))?;
+    Ok(ws)
+}
+
+/// Connects to `url`, logs in as `name` — with `password`, to the account (registered on
+/// first use); without, by name alone (`warren dev --name-login`) — then plays lines from
+/// stdin until it ends and the server has been quiet for `options.wait`.
+pub async fn play(url: &str, name: &str, password: Option<&str>, options: Options) -> anyhow::Result<()> {
+    let ws = match password {
+        Some(password) => {
+            let (base, name, password) = (http_base(url), name.to_owned(), password.to_owned());
+            let token = tokio::task::spawn_blocking(move || account_token(&base, &name, &password)).await??;
+            connect_with_token(url, &token).await?
+        }
+        None => tokio_tungstenite::connect_async(url).await.with_context(|| format!("cannot connect to {url}"))?.0,
+    };
     let (mut sink, mut stream) = ws.split();
-    let login = serde_json::json!({"type": "login", "name": name});
+    let login = match password {
+        Some(_) => serde_json::json!({"type": "login"}),
+        None => serde_json::json!({"type": "login", "name": name}),
+    };
     sink.send(Message::text(login.to_string())).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut input_open = true;

@@ -23,6 +23,9 @@ fn host(role: &str, url: &str, name: &str, extra: &[&str]) -> (Process, SocketAd
             .map(String::from)
             .to_vec();
     args.extend(extra.iter().map(|a| a.to_string()));
+    if role == "baseapp" {
+        args.extend(["--config".to_owned(), crate::baseapp_config().to_owned()]);
+    }
     let mut p = Process::start(name, warren(), &args);
     let addr = p.listening_address(SETTLE);
     (p, addr)
@@ -93,8 +96,8 @@ async fn fail_over(url: &str, signal: &str) {
     let mut g = Process::start("guild-1", warren(), &["guild", "--redis", url, "--name", "guild-1"].map(String::from));
     g.wait_for_line("serving", SETTLE);
 
-    let mut c = Client::connect(base_addr).await;
-    c.send(json!({"type": "login", "name": "kim"})).await;
+    let mut c = Client::connect_as(base_addr, "kim").await;
+    c.send(json!({"type": "login"})).await;
     let me = c.recv_type("welcome").await["player"].as_u64().unwrap();
     c.recv_type("profile").await;
     let xp_before = crate::stored(&bus, me, "xp").await;
@@ -104,8 +107,8 @@ async fn fail_over(url: &str, signal: &str) {
         assert!(started.elapsed() < SETTLE, "the battleapps never reported");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut lee = Client::connect(base2_addr).await;
-    lee.send(json!({"type": "login", "name": "lee"})).await;
+    let mut lee = Client::connect_as(base2_addr, "lee").await;
+    lee.send(json!({"type": "login"})).await;
     lee.recv_type("welcome").await;
     let lee_battle = tokio::spawn(play_through_session(lee));
     c.send(json!({"type": "battle.start"})).await;
@@ -235,9 +238,10 @@ async fn a_battle_module_published_mid_battle_moves_every_room_on_both_battleapp
     }
     // Ten rooms, then ten more once the reports show where the first went: the second
     // ten go to the other battleapp.
+    let keys = warren::mechanics::auth::tokens::Keys::new(warren_testkit::TEST_AUTH_KEY.as_bytes()).unwrap();
     for batch in 0..2 {
         for _ in 0..10 {
-            warren::roles::battleapp::place_room(&bus, 1, b"{}".to_vec()).await.unwrap();
+            warren::roles::battleapp::place_room(&bus, &keys, 1, b"{}".to_vec()).await.unwrap();
         }
         let started = Instant::now();
         loop {

@@ -52,6 +52,7 @@ pub(crate) fn guild_host(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) 
 /// Starts `warren baseapp` on a free port and returns it with its address.
 pub(crate) fn baseapp(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> (Process, SocketAddr) {
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(["--config".to_owned(), crate::baseapp_config().to_owned()]);
     args.extend(host_args(url, groups, name, lease_ttl_ms));
     let mut p = Process::start(name, warren(), &args);
     let addr = p.listening_address(SETTLE);
@@ -59,7 +60,7 @@ pub(crate) fn baseapp(url: &str, groups: u32, name: &str, lease_ttl_ms: u64) -> 
 }
 
 async fn login(addr: SocketAddr, name: &str) -> (Client, u64) {
-    let mut c = Client::connect(addr).await;
+    let mut c = Client::connect_as(addr, name).await;
     c.send(json!({"type": "login", "name": name})).await;
     let welcome = c.recv_type("welcome").await;
     (c, welcome["player"].as_u64().expect("a player id"))
@@ -158,6 +159,9 @@ struct Sent {
     unknown: BTreeMap<u64, u64>,
 }
 
+/// The players a [`Load`] sends as: 1 to 7.
+const SENDERS: u64 = 7;
+
 impl Load {
     /// A load whose every send must succeed.
     fn start(bus: Bus, guilds: Vec<u64>, pause: Duration) -> Load {
@@ -174,13 +178,18 @@ impl Load {
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = sent.clone();
         let task = tokio::spawn(async move {
+            // The senders are players with accounts (a message to a player id no account
+            // has is refused, and the guild answers its senders).
+            for n in 1..=SENDERS {
+                bus.account(&format!("user:load{n}")).await.expect("an account");
+            }
             let mut out = Sent::default();
             let mut i = 0usize;
             while !*stopped.borrow() {
                 let guild = guilds[i % guilds.len()];
                 let msg = Outbound {
                     to: Address::Guild(guild),
-                    sender: Some(Address::Player(1000 + i as u64 % 7)),
+                    sender: Some(Address::Player(1 + i as u64 % SENDERS)),
                     kind: "guild.info".into(),
                     body: b"{}".to_vec(),
                     hops: 0,
@@ -530,7 +539,7 @@ async fn whispers_to_an_offline_player_stop_at_the_queue_cap_on_redis_and_all_ar
     bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("capped.toml");
-    std::fs::write(&config, "[limits]\nmax_queue_len = 5\n").unwrap();
+    std::fs::write(&config, format!("[limits]\nmax_queue_len = 5\n{}", crate::UNLIMITED_LOGINS)).unwrap();
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
     args.extend(["--config".to_owned(), config.display().to_string()]);
     args.extend(host_args(&redis.url, groups, "capped", 2_000));

@@ -65,3 +65,27 @@ async fn a_guild_host_serves_from_a_config_file() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseapp_and_a_battleapp_without_a_signing_key_refuse_to_start_and_say_how() {
+    let redis = RedisServer::start();
+    let bus = Bus::redis_with_groups(&redis.url, 8).await.unwrap();
+    for (role, module) in [("baseapp", guests::SCRIPT_BASEAPP), ("battle", guests::SCRIPT_BATTLE)] {
+        bus.publish_module(role, guests::read(module)).await.unwrap();
+    }
+    for role in ["baseapp", "battleapp"] {
+        let args: Vec<String> =
+            [role, "--redis", &redis.url, "--groups", "8", "--listen", "127.0.0.1:0"].map(String::from).to_vec();
+        let mut host = Process::start_env(role, warren(), &args, &[("WARREN_AUTH_KEY", None)]);
+        let status = host.wait(START);
+        let log = host.log();
+        assert!(!status.success(), "{role} started without a key; its log:\n{log}");
+        assert!(log.contains("WARREN_AUTH_KEY") && log.contains("key_file"), "{role} says how:\n{log}");
+    }
+    // A key too short to sign with is refused too, naming where it came from.
+    let args: Vec<String> =
+        ["baseapp", "--redis", &redis.url, "--groups", "8", "--listen", "127.0.0.1:0"].map(String::from).to_vec();
+    let mut host = Process::start_env("short-key", warren(), &args, &[("WARREN_AUTH_KEY", Some("short"))]);
+    assert!(!host.wait(START).success());
+    assert!(host.log().contains("at least 32"), "{}", host.log());
+}

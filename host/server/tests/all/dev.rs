@@ -176,9 +176,11 @@ async fn a_battle_module_that_cannot_restore_the_running_rooms_is_refused_before
     let bus = warren_bus::Bus::embedded_with_groups(16);
     let dev = Dev::start_on(PLAYER_V1, ROOM_V1, bus.clone()).await;
     let started = Instant::now();
+    // The ticket is not used: any key signs it.
+    let keys = warren::mechanics::auth::tokens::Keys::random();
     let room = loop {
         // The battleapp takes rooms once it has reported itself.
-        match warren::roles::battleapp::place_room(&bus, 1, b"{}".to_vec()).await {
+        match warren::roles::battleapp::place_room(&bus, &keys, 1, b"{}".to_vec()).await {
             Ok(placed) => break placed.room,
             Err(warren::roles::battleapp::PlaceError::NoBattleapp) if started.elapsed() < FRAME_WAIT => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await
@@ -284,6 +286,7 @@ async fn with_only_a_baseapp_module_battles_and_guilds_answer_that_they_are_off(
     let config = warren::config::DevConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         modules: dir.path().to_owned(),
+        name_login: true,
         ..warren::config::DevConfig::default()
     };
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -28,7 +28,7 @@ const PLAYERS: usize = 6;
 const BEFORE_FAULT: u64 = 10;
 const AFTER_FAULT: u64 = 20;
 
-async fn publish(bus: &Bus) {
+pub(crate) async fn publish(bus: &Bus) {
     for (role, path) in
         [("baseapp", guests::SCRIPT_BASEAPP), ("battle", guests::SCRIPT_BATTLE), ("guild", guests::SCRIPT_GUILD)]
     {
@@ -37,7 +37,7 @@ async fn publish(bus: &Bus) {
 }
 
 /// A keyed frame the load sent, and what came of it.
-struct Sent {
+pub(crate) struct Sent {
     /// The whisper's receiver; `None` for a guild chat.
     to: Option<u64>,
     text: String,
@@ -79,9 +79,53 @@ async fn load(
     (p, sent)
 }
 
+/// Every player's [`load`], running: how many frames each got answered, and the way to
+/// stop them all.
+pub(crate) struct Loads {
+    stop: Arc<AtomicBool>,
+    count: Arc<Vec<AtomicU64>>,
+    tasks: Vec<tokio::task::JoinHandle<(Player, Vec<Sent>)>>,
+}
+
+impl Loads {
+    /// Starts a load per player, each whispering to all the others; a player whose socket
+    /// ends logs in again on `fallback`.
+    pub(crate) fn start(players: Vec<Player>, fallback: SocketAddr) -> Loads {
+        let ids: Vec<u64> = players.iter().map(|p| p.id).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let count: Arc<Vec<AtomicU64>> = Arc::new(ids.iter().map(|_| AtomicU64::new(0)).collect());
+        let tasks = players
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let peers = ids.iter().copied().filter(|id| *id != p.id).collect();
+                tokio::spawn(load(p, peers, fallback, stop.clone(), count.clone(), i))
+            })
+            .collect();
+        Loads { stop, count, tasks }
+    }
+
+    /// Frames answered so far, per player.
+    pub(crate) fn counts(&self) -> Vec<u64> {
+        self.count.iter().map(|c| c.load(Relaxed)).collect()
+    }
+
+    /// Stops every load: the players, and every keyed frame they sent with its outcome.
+    pub(crate) async fn finish(self) -> (Vec<Player>, Vec<Sent>) {
+        self.stop.store(true, Relaxed);
+        let (mut players, mut sent) = (vec![], vec![]);
+        for t in self.tasks {
+            let (p, s) = t.await.expect("a player's load ran through");
+            players.push(p);
+            sent.extend(s);
+        }
+        (players, sent)
+    }
+}
+
 /// Player 0 founds a guild and the others join it (each one's own `joined` shown);
 /// returns the guild's id.
-async fn found_guild(players: &mut [Player]) -> u64 {
+pub(crate) async fn found_guild(players: &mut [Player]) -> u64 {
     let created = players[0].ask(&json!({"type": "guild.create", "name": "Foxes", "req": "found"})).await.unwrap();
     let guild = created.iter().find_map(|f| f["guild"].as_u64()).unwrap_or_else(|| panic!("{created:?}"));
     let founded = |p: &Player| p.shown.iter().any(|s| s.frame["event"] == "created");
@@ -96,7 +140,7 @@ async fn found_guild(players: &mut [Player]) -> u64 {
 }
 
 /// Waits until `done` holds, failing the test with `what` after [`SETTLE`].
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
+pub(crate) async fn wait_until(what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < SETTLE, "timed out waiting for {what}");
@@ -132,17 +176,8 @@ async fn exactly_once_through(fault: Fault) {
     let guild = found_guild(&mut players).await;
     let ids: Vec<u64> = players.iter().map(|p| p.id).collect();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let count: Arc<Vec<AtomicU64>> = Arc::new((0..PLAYERS).map(|_| AtomicU64::new(0)).collect());
-    let tasks: Vec<_> = players
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let peers = ids.iter().copied().filter(|id| *id != p.id).collect();
-            tokio::spawn(load(p, peers, addr2, stop.clone(), count.clone(), i))
-        })
-        .collect();
-    let counts = || count.iter().map(|c| c.load(Relaxed)).collect::<Vec<_>>();
+    let loads = Loads::start(players, addr2);
+    let counts = || loads.counts();
     wait_until("the load to get going", || counts().iter().all(|n| *n >= BEFORE_FAULT)).await;
 
     let before = counts();
@@ -161,14 +196,7 @@ async fn exactly_once_through(fault: Fault) {
     }
     let after = || counts().iter().zip(&before).all(|(n, b)| *n >= b + AFTER_FAULT);
     wait_until("every player to go on after the fault", after).await;
-    stop.store(true, Relaxed);
-    let mut players = vec![];
-    let mut sent = vec![];
-    for t in tasks {
-        let (p, s) = t.await.expect("a player's load ran through");
-        players.push(p);
-        sent.extend(s);
-    }
+    let (mut players, sent) = loads.finish().await;
     if fault == Fault::StopBaseapp {
         assert!(b1.wait(SETTLE).success(), "base-1 stops cleanly; its log:\n{}", b1.log());
     }
@@ -256,7 +284,7 @@ async fn exactly_once_through(fault: Fault) {
 /// for it, then lists what was not exactly once — a text shown twice, an applied one
 /// missing, a refused one shown, one shown to a player it was not for — and the
 /// numbering breaches the clients saw.
-async fn check_exactly_once(players: &mut [Player], sent: &[Sent], ids: &[u64]) -> Vec<String> {
+pub(crate) async fn check_exactly_once(players: &mut [Player], sent: &[Sent], ids: &[u64]) -> Vec<String> {
     let receivers = |s: &Sent| s.to.map(|to| vec![to]).unwrap_or_else(|| ids.to_vec());
     let mut expected: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for s in sent.iter().filter(|s| s.outcome == Outcome::Applied) {
@@ -328,7 +356,7 @@ async fn a_guild_host_stopped_mid_chat_hands_its_groups_over_and_every_chat_is_s
 fn baseapp_with(url: &str, name: &str, config: &str) -> (Process, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, format!("{config}\n{}", crate::UNLIMITED_LOGINS)).unwrap();
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
     args.extend(["--config".to_owned(), path.display().to_string()]);
     args.extend(host_args(url, GROUPS, name, 10_000));

@@ -101,6 +101,8 @@ pub struct Player {
     socket_prev: u64,
     unacked: usize,
     last_error: Option<String>,
+    /// The session token, from the first login (good on every baseapp of the cluster).
+    token: Option<String>,
 }
 
 impl Player {
@@ -120,6 +122,7 @@ impl Player {
             socket_prev: 0,
             unacked: 0,
             last_error: None,
+            token: None,
         };
         p.relogin(addr).await;
         p
@@ -131,8 +134,11 @@ impl Player {
         let started = Instant::now();
         loop {
             assert!(started.elapsed() < LOGIN_WAIT, "{}: no welcome on {addr} within {LOGIN_WAIT:?}", self.name);
-            let mut c = Client::connect(addr).await;
-            c.send(json!({"type": "login", "name": self.name, "ack": self.last})).await;
+            if self.token.is_none() {
+                self.token = Some(crate::token(addr, &self.name).await);
+            }
+            let mut c = Client::connect_with(addr, self.token.as_deref().expect("a token")).await;
+            c.send(json!({"type": "login", "ack": self.last})).await;
             (self.c, self.resumed_from, self.socket_prev, self.unacked) = (Some(c), self.last, self.last, 0);
             self.last_error = None;
             // A refused login's socket end is no session's end.

@@ -141,12 +141,15 @@ async fn a_practice_battle_is_played_on_the_battle_socket_with_a_ticket_and_bad_
     assert!(url.starts_with("ws://") && url.ends_with("/battle"), "{started}");
 
     let mut b = crate::Client::connect_url(url).await;
-    // Forged, for another room, malformed: each refused with its reason.
-    let forged = ticket.replacen(&format!("{me}."), &format!("{}.", me + 1), 1);
+    // Forged (another player's claims under this ticket's signature), for another room,
+    // not a ticket at all: each refused with its reason.
+    let claims = json!({"sub": (me + 1).to_string(), "exp": u64::MAX / 2, "iat": 0, "generation": 0, "use": "ticket", "room": room});
+    let parts: Vec<&str> = ticket.split('.').collect();
+    let forged = format!("{}.{}.{}", parts[0], base64url(claims.to_string().as_bytes()), parts[2]);
     let refusals = [
         (json!({"type": "battle.join", "room": room, "ticket": forged}), "forged"),
         (json!({"type": "battle.join", "room": room + 1, "ticket": ticket}), &format!("for room {room}") as &str),
-        (json!({"type": "battle.join", "room": room, "ticket": "nonsense"}), "malformed"),
+        (json!({"type": "battle.join", "room": room, "ticket": "nonsense"}), "forged"),
         (json!({"type": "battle.input", "action": "attack"}), "join a battle first"),
     ];
     for (frame, why) in refusals {
@@ -185,4 +188,17 @@ async fn a_practice_battle_is_played_on_the_battle_socket_with_a_ticket_and_bad_
     // Practice pays xp only: 20 for a win, 5 for a loss.
     assert_eq!(reward["xp"].as_u64(), Some(if won { 20 } else { 5 }), "{reward}");
     assert_eq!(c.recv_type("profile").await["gold"].as_u64(), Some(gold), "practice pays no gold");
+}
+
+/// `bytes` in unpadded base64url, as a token's parts are written.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }

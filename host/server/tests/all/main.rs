@@ -1,16 +1,20 @@
 //! The server's integration tests, in one test binary: `warren dev` started in-process on
 //! port 0, driven through its WebSocket like a game client.
 
+mod auth;
+mod bad_clients;
 mod battleapp;
 mod cluster;
 mod config;
 mod dev;
-mod edge;
+pub(crate) mod edge;
 mod edge_client;
 mod faults;
 mod game;
+mod gateway;
 mod sandbox;
 mod screen;
+mod tls;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -50,6 +54,12 @@ impl Dev {
 
     /// As [`Dev::start_on`], with `limits`.
     pub async fn start_limited(baseapp: &str, battle: &str, bus: Bus, limits: warren::config::LimitsConfig) -> Dev {
+        Dev::start_with(baseapp, battle, bus, DevConfig { limits, ..dev_config() }).await
+    }
+
+    /// As [`Dev::start_on`], with `config` but for where it listens, its modules folder and
+    /// its battles' ticks (the tests').
+    pub async fn start_with(baseapp: &str, battle: &str, bus: Bus, config: DevConfig) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::copy(baseapp, dir.path().join("baseapp.wasm")).expect("copy baseapp");
         std::fs::copy(battle, dir.path().join("battle.wasm")).expect("copy battle");
@@ -59,7 +69,7 @@ impl Dev {
             modules: dir.path().to_owned(),
             // Fast ticks, so a battle ends within a test.
             battle: warren::config::BattleConfig { tick_hz: 200 },
-            limits,
+            ..config
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = warren::roles::dev::start_on(config, bus, async {
@@ -90,6 +100,14 @@ impl Dev {
     }
 }
 
+/// The configuration the tests' `warren dev` starts from: players log in by name, and the
+/// pace a host holds a bad client to (docs/limits.md, *Clients*) is out of the way of the
+/// tests' clients, which send in closed loops (bad_clients.rs sets its own).
+pub fn dev_config() -> DevConfig {
+    let net = warren::config::NetConfig { frames_per_s: 1_000_000, frames_burst: 1_000_000, ..Default::default() };
+    DevConfig { name_login: true, net, ..DevConfig::default() }
+}
+
 /// A game client on the WebSocket.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -99,6 +117,35 @@ impl Client {
     /// Connects to `/ws`.
     pub async fn connect(addr: SocketAddr) -> Client {
         Client::connect_url(&format!("ws://{addr}/ws")).await
+    }
+
+    /// Connects to the baseapp at `addr` as the account `name` (registered the first time;
+    /// see [`token`]): the session token goes with the upgrade.
+    pub async fn connect_as(addr: SocketAddr, name: &str) -> Client {
+        Client::connect_with(addr, &token(addr, name).await).await
+    }
+
+    /// Connects to `/ws` with a session token (over TLS to a gateway, see [`tls`]).
+    pub async fn connect_with(addr: SocketAddr, token: &str) -> Client {
+        let Some(config) = tls::config_for(addr) else {
+            let url = format!("ws://{addr}/ws");
+            return Client { ws: warren::tools::play::connect_with_token(&url, token).await.expect("connect") };
+        };
+        Client::connect_tls(&format!("wss://{addr}/ws"), Some(token), config).await
+    }
+
+    /// Connects to a `wss://` URL with `config`'s trust, with a session token if given.
+    pub async fn connect_tls(url: &str, token: Option<&str>, config: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().unwrap();
+        if let Some(token) = token {
+            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let connector = tokio_tungstenite::Connector::Rustls(config);
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+            .await
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+        Client { ws }
     }
 
     /// Connects to a WebSocket URL (a battleapp's, as `battle.started` names it).
@@ -151,11 +198,52 @@ impl Client {
     }
 }
 
+/// A session token for the account `name` (its password made from the name) from the
+/// host at `addr`: logged in over HTTP, registered the first time, as a game client does.
+pub async fn token(addr: SocketAddr, name: &str) -> String {
+    let password = format!("{name}-password");
+    if let Some(config) = tls::config_for(addr) {
+        let body = json!({"username": name, "password": password});
+        let (status, issued) = tls::post(addr, config.clone(), "/auth/login", &body).await;
+        let (status, issued) =
+            if status == 401 { tls::post(addr, config, "/auth/register", &body).await } else { (status, issued) };
+        assert!(status < 300, "a session token from the gateway {addr}: {status} {issued}");
+        return issued["token"].as_str().expect("a token").to_owned();
+    }
+    let (base, name) = (format!("http://{addr}"), name.to_owned());
+    tokio::task::spawn_blocking(move || warren::tools::play::account_token(&base, &name, &password))
+        .await
+        .expect("the login does not panic")
+        .unwrap_or_else(|e| panic!("a session token from {addr}: {e:#}"))
+}
+
+/// The `[auth]` section of the baseapps tests start (see [`baseapp_config`]).
+pub const UNLIMITED_LOGINS: &str =
+    "[auth]\nlogins_per_minute_per_address = 1000000\nlogins_per_minute_per_account = 1000000\n";
+
+/// The configuration file of the baseapps tests start: login attempts are not limited,
+/// as a suite logs hundreds of players in from one address (the limits are tested in
+/// `auth`).
+pub fn baseapp_config() -> &'static str {
+    static FILE: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("baseapp.toml");
+            std::fs::write(&path, UNLIMITED_LOGINS).expect("write config");
+            let path = path.display().to_string();
+            (dir, path)
+        })
+        .1
+}
+
 /// `warren dev` as a process serving `modules` (a folder), on a free port: the process
 /// (its log is its stderr) and where it listens.
 pub fn dev_process(modules: &Path) -> (warren_testkit::Process, SocketAddr) {
     let args: Vec<String> =
-        ["dev", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()].map(String::from).to_vec();
+        ["dev", "--name-login", "--listen", "127.0.0.1:0", "--modules", &modules.display().to_string()]
+            .map(String::from)
+            .to_vec();
     let mut dev = warren_testkit::Process::start("dev", env!("CARGO_BIN_EXE_warren"), &args);
     let addr = dev.listening_address(FRAME_WAIT);
     (dev, addr)

@@ -54,7 +54,8 @@ impl Session<'_> {
                 self.done(key);
             }
             ClientFrame::BattleStart => {
-                match place_room(&host.bus, self.player, protocol::practice_setup(self.player)).await {
+                match place_room(&host.bus, host.auth.keys(), self.player, protocol::practice_setup(self.player)).await
+                {
                     Ok(placed) => {
                         self.room = Some(placed.room);
                         self.out.push(protocol::battle_started(placed.room, &placed.url, &placed.ticket));
@@ -114,7 +115,7 @@ impl Session<'_> {
                 }
             }
         }
-        let (frame, player) = (text.to_vec(), self.player);
+        let (frame, player) = (protocol::cleaned(text), self.player);
         let me = Target::whole(Address::Player(player));
         let effects = match q.call(&me, fresh_env(), move |i, st, env| i.on_client(st, env, player, &frame)).await {
             Ok(Ok(effects)) => effects,

@@ -3,8 +3,10 @@
 //! player's data from the message center at login and stores it with every commit.
 //! Battles run on battleapps: `battle.start` places a room on the least-loaded one.
 
+use crate::mechanics::auth::{self, Auth};
 use crate::mechanics::cluster::{Host, shutdown_signal};
 use crate::mechanics::logic::LogicPool;
+use crate::mechanics::net::ClientUpgrade;
 use crate::role::Role;
 pub mod edge;
 mod frames;
@@ -13,7 +15,8 @@ pub mod session;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::get;
 use players::PlayerHost;
 use std::future::Future;
@@ -36,28 +39,31 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let baseapp = host.role::<Baseapp>().await?;
     let heartbeat = host.heartbeat(ROLE.name());
+    let auth = Arc::new(Auth::new(host.bus.clone(), host.keys()?, &host.auth));
     let players = Arc::new(PlayerHost::new(
         host.bus.clone(),
         LogicPool::new(baseapp, host.sandbox.clone()),
         host.instance.clone(),
         host.bells.clone(),
         host.lease_ttl,
+        host.net.clone(),
+        auth.clone(),
     ));
     let app = Router::new()
-        .route("/", get(|| async { "Warren baseapp. Connect a WebSocket to /ws.\n" }))
         .route(
             "/ws",
-            get(|ws: WebSocketUpgrade, State(p): State<Arc<PlayerHost>>| async move { session::upgrade(ws, p) }),
+            get(|ws: ClientUpgrade, State(p): State<Arc<PlayerHost>>, headers: HeaderMap| async move {
+                session::upgrade(ws, p, &headers)
+            }),
         )
-        .with_state(players.clone());
+        .with_state(players.clone())
+        .merge(crate::web::routes())
+        .merge(auth::http::routes(auth));
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("warren baseapp {} listening on {addr}", host.instance);
     tracing::info!(%addr, "baseapp serving: WebSocket on ws://{addr}/ws");
-    axum::serve(crate::mechanics::net::without_delay(listener), app)
-        .with_graceful_shutdown(stop)
-        .await
-        .context("server failed")?;
+    crate::mechanics::net::serve(listener, app, host.net.clone(), stop).await.context("server failed")?;
 
     let _ = players.closing.send(true);
     let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;

@@ -4,9 +4,11 @@
 //! is no longer a live baseapp).
 
 use super::session::KICK;
+use crate::mechanics::auth::Auth;
 use crate::mechanics::doorbell::Doorbells;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::LogicPool;
+use crate::mechanics::net::Door;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,10 @@ pub struct PlayerHost {
     /// Client sockets open, those closing included: a stopping host waits for them, so
     /// every socket gets its last frames and its close handshake.
     pub(super) sockets: AtomicUsize,
+    /// The host's door: the bounds of every client socket.
+    pub net: Arc<Door>,
+    /// Who may play as whom: accounts and their tokens.
+    pub auth: Arc<Auth>,
 }
 
 impl PlayerHost {
@@ -45,6 +51,8 @@ impl PlayerHost {
         holder: String,
         bells: Arc<Doorbells>,
         lease_ttl: Duration,
+        net: Arc<Door>,
+        auth: Arc<Auth>,
     ) -> PlayerHost {
         PlayerHost {
             bus,
@@ -55,6 +63,8 @@ impl PlayerHost {
             lease_ttl,
             closing: watch::channel(false).0,
             sockets: AtomicUsize::new(0),
+            net,
+            auth,
         }
     }
 

@@ -19,12 +19,16 @@
 
 use super::edge::{Requests, Screen};
 use super::players::{PlayerHost, SocketCount, claim, release, take_player};
+use crate::mechanics::auth::{self, Identity};
 use crate::mechanics::logic::{CLIENT_FRAME, fresh_env};
+use crate::mechanics::net::socket::{CLOSE_WAIT, Unsent};
+use crate::mechanics::net::{self, Admitted, ClientUpgrade, Ending, Heard, Inbound, NetLimits};
 use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy, screen_frames};
 use crate::protocol::{self, ClientFrame};
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use axum::http::HeaderMap;
+use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -36,10 +40,10 @@ const BATCH: usize = 32;
 /// The message kind by which a new session elsewhere asks this one to end; its body is
 /// the lease token of the session it means.
 pub const KICK: &str = "$kick";
-/// How long an ending session waits for the client's side of the close handshake (it
-/// reads and drops the client's frames meanwhile, so the kernel never resets the
-/// connection over unread bytes and the last frames arrive).
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a kicked session's write may still take before the session lets go of the
+/// player: a client that takes its frames gets them and the reason; one that stopped
+/// reading does not hold up the player's newer login.
+const KICK_GRACE: Duration = Duration::from_millis(500);
 
 /// One player's session: the role's side of the player's owned queue
 /// ([`OwnedQueue`]), plus the client's socket.
@@ -65,22 +69,20 @@ pub(super) struct Session<'h> {
     pub(super) kicked: Option<oneshot::Receiver<()>>,
     /// The host is stopping.
     pub(super) closing: watch::Receiver<bool>,
-}
-
-/// Why the host ends a session: the reason the client reads and the close code.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Ending {
-    reason: &'static str,
-    code: u16,
+    /// The client's pace and silence (docs/limits.md, *Clients*).
+    pub(super) inbound: Inbound,
+    /// The host's ping clock.
+    pub(super) pulse: watch::Receiver<()>,
+    /// The client did not take a write in time: nothing more is written to the socket.
+    pub(super) stuck: bool,
 }
 
 /// A newer login took the player.
-const KICKED: Ending = Ending { reason: "logged in elsewhere", code: 4001 };
+const KICKED: Ending = Ending::fixed(4001, "logged in elsewhere");
 /// The lease is gone.
-pub(super) const MOVED: Ending = Ending { reason: "this session moved to another server; log in again", code: 4002 };
+pub(super) const MOVED: Ending = Ending::fixed(4002, "this session moved to another server; log in again");
 /// The host is stopping (RFC 6455's 1012, service restart).
-const RESTARTING: Ending =
-    Ending { reason: "the server is restarting; log in again to resume where you were", code: 1012 };
+const RESTARTING: Ending = Ending::fixed(1012, "the server is restarting; log in again to resume where you were");
 
 /// What the session waits for besides its queue.
 pub(super) enum SessionEvent {
@@ -90,64 +92,123 @@ pub(super) enum SessionEvent {
     Closing,
     /// A frame from the client, or the socket's end.
     Frame(Option<Result<WsMessage, axum::Error>>),
+    /// A beat of the host's ping clock.
+    Beat,
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;
 
-/// How long a socket may stay open without logging in.
-const LOGIN_WAIT: Duration = Duration::from_secs(30);
-
-/// Takes a client's WebSocket upgrade and serves it as a session.
-pub fn upgrade(ws: axum::extract::WebSocketUpgrade, players: Arc<PlayerHost>) -> axum::response::Response {
-    crate::mechanics::net::client_socket(ws).on_upgrade(move |socket| serve(socket, players))
+/// Takes a client's WebSocket upgrade and serves it as a session. The session token comes
+/// with the upgrade (`Authorization: Bearer`, or a `bearer.<token>` subprotocol beside
+/// `warren`, the one the host picks).
+pub fn upgrade(ws: ClientUpgrade, players: Arc<PlayerHost>, headers: &HeaderMap) -> axum::response::Response {
+    let token = auth::http::bearer(headers).map(str::to_owned);
+    let ws = ClientUpgrade { ws: ws.ws.protocols([auth::http::PROTOCOL]), ..ws };
+    ws.on_upgrade(move |socket, admitted| serve(socket, players, admitted, token))
 }
 
+/// A token refused: the client logs in again (a 44xx code, as HTTP's 401).
+const UNAUTHORIZED: u16 = 4401;
+
 /// Serves one WebSocket until it closes.
-pub async fn serve(mut socket: WebSocket, host: Arc<PlayerHost>) {
+pub async fn serve(mut socket: WebSocket, host: Arc<PlayerHost>, admitted: Admitted, token: Option<String>) {
     let _open = SocketCount::new(&host.sockets);
-    // A socket that does not log in is not kept open, nor does it hold up a stopping host.
+    let limits = &host.net.limits;
+    // Who it is, from the token, before anything else: nothing of the player's logic runs
+    // for a client without a good one (unless names alone let players in, in `warren dev`).
+    let by_token = match &token {
+        Some(token) => Some(host.auth.session(token).await),
+        None if host.auth.name_login => None,
+        None => Some(Err(auth::TokenError::Missing.into())),
+    };
+    let by_token = match by_token.transpose() {
+        Ok(identity) => identity,
+        Err(e) => return refuse_login(socket, e).await,
+    };
+    // A socket that does not log in is not kept open, nor does it hold up a stopping host;
+    // either way, and after a frame the host refuses, the client is told why.
     let mut closing = host.closing.subscribe();
     let login = tokio::select! {
-        login = tokio::time::timeout(LOGIN_WAIT, await_login(&mut socket)) => login.ok().flatten(),
-        _ = closing.wait_for(|c| *c) => None,
+        login = tokio::time::timeout(limits.login_timeout, await_login(&mut socket, limits, by_token.is_none())) => {
+            login.unwrap_or_else(|_| Err(Some(limits.login_late())))
+        }
+        _ = closing.wait_for(|c| *c) => Err(Some(RESTARTING)),
     };
-    let Some((name, ack)) = login else {
-        let _ = socket.send(WsMessage::Close(Some(CloseFrame { code: 1001, reason: "log in first".into() }))).await;
-        return;
+    let (name, ack) = match login {
+        Ok(login) => login,
+        Err(None) => return,
+        Err(Some(ending)) => {
+            let (sink, stream) = socket.split();
+            return net::refuse(sink, stream, &ending, CLOSE_WAIT).await;
+        }
     };
-    if let Err(e) = run(socket, &host, &name, ack).await {
-        tracing::warn!(player = %name, error = %e, "session ended with an error");
+    let who = match (by_token, name) {
+        (Some(identity), _) => Ok(identity),
+        (None, Some(name)) => host.auth.by_name(&name).await,
+        (None, None) => {
+            Err(auth::AuthError::Invalid("log in with a name: {\"type\":\"login\",\"name\":\"ann\"}".into()))
+        }
+    };
+    let identity = match who {
+        Ok(identity) => identity,
+        Err(e) => return refuse_login(socket, e).await,
+    };
+    admitted.logged_in();
+    if let Err(e) = run(socket, &host, &identity, ack).await {
+        tracing::warn!(player = identity.player, error = %e, "session ended with an error");
     }
+}
+
+/// Ends a socket whose client could not be let in, saying why: a token refused is 4401
+/// (log in again), the accounts out of reach 1013 (try again later).
+async fn refuse_login(socket: WebSocket, e: auth::AuthError) {
+    let code = if matches!(e, auth::AuthError::Unavailable(_)) { 1013 } else { UNAUTHORIZED };
+    let (sink, stream) = socket.split();
+    net::refuse(sink, stream, &Ending::new(code, e.to_string()), CLOSE_WAIT).await
 }
 
 /// Waits for a valid login frame, answering anything else with an error: the name and
-/// the last push the client showed.
-async fn await_login(socket: &mut WebSocket) -> Option<(String, u64)> {
-    while let Some(Ok(msg)) = socket.recv().await {
-        let reply = match msg {
-            WsMessage::Text(text) => match protocol::parse(text.as_bytes()) {
-                Ok((ClientFrame::Login { name }, meta)) => return Some((name, meta.ack.unwrap_or(0))),
-                Ok(_) => protocol::error("log in first: {\"type\":\"login\",\"name\":\"...\"}"),
+/// the last push the client showed. `Err` ends the socket, saying why if there is a why.
+async fn await_login(
+    socket: &mut WebSocket,
+    limits: &NetLimits,
+    by_name: bool,
+) -> Result<(Option<String>, u64), Option<Ending>> {
+    let mut inbound = Inbound::new(limits);
+    loop {
+        let reply = match inbound.judge(limits, socket.recv().await) {
+            Heard::Text(text) => match protocol::parse(text.as_bytes()) {
+                // Where names alone let players in, a name that is no name is said so, and
+                // the client may try another.
+                Ok((ClientFrame::Login { name: Some(name) }, _)) if by_name
+                    && let Err(reason) = auth::names::username(&name) =>
+                {
+                    protocol::error(&reason)
+                }
+                Ok((ClientFrame::Login { name }, meta)) => return Ok((name, meta.ack.unwrap_or(0))),
+                Ok(_) => protocol::error("log in first: {\"type\":\"login\"}"),
                 Err(reason) => protocol::error(&reason),
             },
-            WsMessage::Close(_) => return None,
-            _ => continue,
+            Heard::Nothing => continue,
+            Heard::Gone => return Err(None),
+            Heard::Refused(ending) => return Err(Some(ending)),
         };
-        socket.send(WsMessage::Text(reply.into())).await.ok()?;
+        net::send_within(socket, [WsMessage::Text(reply.into())], limits.write_timeout).await.map_err(|_| None)?;
     }
-    None
 }
 
-async fn run(socket: WebSocket, host: &PlayerHost, name: &str, ack: u64) -> anyhow::Result<()> {
-    let player = host.bus.account(name).await?;
+async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identity, ack: u64) -> anyhow::Result<()> {
+    let (player, name) = (identity.player, identity.name.as_str());
     let (mut sink, stream) = socket.split();
     let (session_id, kicked, owner) = claim(host, player).await;
     let Some(held) = take_player(host, player).await? else {
         let busy = "this account is still playing on another server; try again in a few seconds";
-        sink.send(WsMessage::Text(protocol::error(busy).into())).await?;
+        let told = net::send_within(&mut sink, [WsMessage::Text(protocol::error(busy).into())], CLOSE_WAIT).await;
         release(host, player, session_id);
         drop(owner);
-        close(sink, stream, 1013, "try again later").await;
+        if told.is_ok() {
+            net::close(sink, stream, &Ending::fixed(1013, "try again later"), CLOSE_WAIT).await;
+        }
         return Ok(());
     };
     let me = Target::whole(Address::Player(player));
@@ -167,6 +228,9 @@ async fn run(socket: WebSocket, host: &PlayerHost, name: &str, ack: u64) -> anyh
         stream,
         kicked: Some(kicked),
         closing: host.closing.subscribe(),
+        inbound: Inbound::new(&host.net.limits),
+        pulse: host.net.pulse(),
+        stuck: false,
     };
 
     let served = match s.resume(name, ack).await {
@@ -212,27 +276,12 @@ async fn run(socket: WebSocket, host: &PlayerHost, name: &str, ack: u64) -> anyh
     release(host, player, session_id);
     // A newer session of the player may go on; this socket still closes cleanly.
     drop(owner);
-    let ending = s.ended.unwrap_or(Ending { reason: "", code: 1000 });
-    close(s.sink, s.stream, ending.code, ending.reason).await;
-    served
-}
-
-/// Ends the WebSocket cleanly: the close frame, then the client's frames read and dropped
-/// until its close (or [`CLOSE_WAIT`]), so nothing sent is lost to a reset.
-async fn close(mut sink: Sink, mut stream: SplitStream<WebSocket>, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: reason.to_owned().into() };
-    if sink.send(WsMessage::Close(Some(frame))).await.is_err() {
-        return;
+    // A client that stopped reading gets no close frame: it would not take it.
+    if !s.stuck {
+        let ending = s.ended.take().unwrap_or(Ending::fixed(1000, ""));
+        net::close(s.sink, s.stream, &ending, CLOSE_WAIT).await;
     }
-    let drained = tokio::time::timeout(CLOSE_WAIT, async {
-        while let Some(Ok(msg)) = stream.next().await {
-            if matches!(msg, WsMessage::Close(_)) {
-                break;
-            }
-        }
-    });
-    let _ = drained.await;
-    let _ = sink.close().await;
+    served
 }
 
 fn login_refusal(e: &CallError) -> String {
@@ -290,20 +339,60 @@ impl Session<'_> {
                 }
             });
         }
+        if self.stuck {
+            self.out.clear();
+        }
         if self.out.is_empty() {
             return Ok(());
         }
-        for frame in self.out.drain(..) {
-            self.sink.feed(WsMessage::Text(frame.into())).await?;
+        // The queue's buffer is kept (and its room) for the next frames.
+        let mut out = std::mem::take(&mut self.out);
+        let written = self.write(out.drain(..).map(|frame| WsMessage::Text(frame.into()))).await;
+        self.out = out;
+        written
+    }
+
+    /// Writes `frames` to the client within the write timeout. A kick meanwhile gives the
+    /// write [`KICK_GRACE`] more, so that a client that stopped reading never holds up the
+    /// player's newer login. A client that does not take them in time is stuck: nothing
+    /// more is written to it, and the session ends.
+    async fn write(&mut self, frames: impl IntoIterator<Item = WsMessage>) -> anyhow::Result<()> {
+        let written = {
+            let Session { sink, kicked, ended, host, .. } = self;
+            let mut write = std::pin::pin!(net::send_within(sink, frames, host.net.limits.write_timeout));
+            let kick = async {
+                match kicked.as_mut() {
+                    Some(k) => {
+                        let _ = k.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                written = &mut write => written,
+                // A newer login of the player waits for this session to end.
+                _ = kick => {
+                    *kicked = None;
+                    *ended = Some(KICKED);
+                    tokio::time::timeout(KICK_GRACE, write).await.unwrap_or(Err(Unsent::Stuck))
+                }
+            }
+        };
+        match written {
+            Ok(()) => Ok(()),
+            Err(Unsent::Stuck) => {
+                self.stuck = true;
+                self.ended.get_or_insert_with(|| self.host.net.limits.too_slow());
+                anyhow::bail!("the client did not take its frames in time")
+            }
+            Err(e) => Err(e.into()),
         }
-        self.sink.flush().await?;
-        Ok(())
     }
 
     /// Tells the client why the session ends, if it must, after everything queued.
     async fn say_goodbye(&mut self) -> anyhow::Result<()> {
-        if let Some(ending) = self.ended {
-            self.out.push(protocol::error(ending.reason));
+        if let Some(ending) = &self.ended {
+            self.out.push(protocol::error(&ending.reason));
         }
         self.flush().await
     }
@@ -423,6 +512,7 @@ impl Occupant<Baseapp> for Session<'_> {
                 Err(_) => SessionEvent::Closing,
             },
             msg = self.stream.next() => SessionEvent::Frame(msg),
+            Ok(()) = self.pulse.changed() => SessionEvent::Beat,
         }
     }
 
@@ -433,16 +523,22 @@ impl Occupant<Baseapp> for Session<'_> {
                 self.ended = Some(KICKED);
             }
             SessionEvent::Closing => self.ended = Some(RESTARTING),
-            SessionEvent::Frame(Some(Ok(WsMessage::Text(text)))) => self.client(text.as_bytes(), q).await,
-            SessionEvent::Frame(Some(Ok(WsMessage::Binary(_)))) => {
-                self.out.push(protocol::error("frames are JSON text"))
-            }
-            SessionEvent::Frame(Some(Ok(WsMessage::Close(_))) | None) => return Control::Stop,
-            SessionEvent::Frame(Some(Ok(_))) => {}
-            SessionEvent::Frame(Some(Err(e))) => {
-                tracing::debug!(player = self.player, error = %e, "client socket failed");
-                return Control::Stop;
-            }
+            SessionEvent::Frame(next) => match self.inbound.judge(&self.host.net.limits, next) {
+                Heard::Text(text) => self.client(text.as_bytes(), q).await,
+                Heard::Nothing => {}
+                Heard::Gone => return Control::Stop,
+                Heard::Refused(ending) => self.ended = Some(ending),
+            },
+            SessionEvent::Beat => match self.inbound.at_beat(&self.host.net.limits) {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Err(e) = self.write([WsMessage::Ping(Default::default())]).await {
+                        tracing::debug!(player = self.player, error = %e, "client not pinged");
+                        return Control::Stop;
+                    }
+                }
+                Err(silent) => self.ended = Some(silent),
+            },
         }
         Control::Continue
     }
@@ -458,7 +554,9 @@ impl Occupant<Baseapp> for Session<'_> {
             return Control::Stop;
         }
         match self.flush().await {
-            Ok(()) => Control::Continue,
+            // A kick that came during the write ends the session now.
+            Ok(()) if self.ended.is_none() => Control::Continue,
+            Ok(()) => Control::Stop,
             Err(e) => {
                 tracing::debug!(player = self.player, error = %e, "client socket failed");
                 Control::Stop

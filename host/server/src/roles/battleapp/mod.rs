@@ -19,6 +19,7 @@ pub mod socket;
 pub mod upgrade;
 
 use crate::config::HostConfig;
+use crate::mechanics::auth::tokens::Keys;
 use crate::mechanics::cluster::{Host, MEMBER_TTL, shutdown_signal};
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::LogicPool;
@@ -56,8 +57,8 @@ pub struct Battleapp {
     pub checkpoint_ticks: u64,
     /// The URL clients reach this battleapp's battle socket at.
     pub url: String,
-    /// The cluster's secret: tickets are signed and checked with it.
-    pub secret: Vec<u8>,
+    /// The cluster's signing keys: tickets are signed and checked with them.
+    pub keys: Keys,
     /// Rooms running here, by id.
     rooms: Mutex<HashMap<u64, Running>>,
     /// Battle sockets here: (room, player) → the socket's outgoing frames.
@@ -152,14 +153,14 @@ impl Battleapp {
         checkpoint_ticks: u64,
         url: String,
     ) -> anyhow::Result<Arc<Battleapp>> {
-        let secret = host.bus.cluster_secret().await.context("cannot read the cluster's secret")?;
+        let keys = host.keys()?;
         Ok(Arc::new(Battleapp {
             host,
             module,
             tick,
             checkpoint_ticks,
             url,
-            secret,
+            keys,
             rooms: Mutex::default(),
             sockets: Mutex::default(),
             lag_us: AtomicU64::new(0),
@@ -404,7 +405,7 @@ pub enum PlaceError {
 
 /// Makes a room for `setup` on the least-loaded live battleapp, for `player`: takes an id,
 /// sends the setup to the room's queue, registers the room and rings the battleapp.
-pub async fn place_room(bus: &Bus, player: u64, setup: Vec<u8>) -> Result<Placed, PlaceError> {
+pub async fn place_room(bus: &Bus, keys: &Keys, player: u64, setup: Vec<u8>) -> Result<Placed, PlaceError> {
     let reports = bus.reports(ROLE.name()).await?;
     let (holder, load) = reports
         .into_iter()
@@ -424,9 +425,8 @@ pub async fn place_room(bus: &Bus, player: u64, setup: Vec<u8>) -> Result<Placed
     bus.send(create).await?;
     bus.register(REGISTRY, room, &holder).await?;
     bus.ring(&holder, &Address::Battle(room)).await?;
-    let secret = bus.cluster_secret().await?;
     let now = crate::mechanics::logic::fresh_env().now_ms;
-    let ticket = Ticket::new(player, room, now).sign(&secret);
+    let ticket = Ticket::new(player, room, now).sign(keys);
     Ok(Placed { room, url: load.url, ticket })
 }
 
@@ -457,12 +457,11 @@ pub async fn main(host: Host, config: &HostConfig) -> anyhow::Result<()> {
     let rooms = tokio::spawn(app.clone().run(async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
-    let served = axum::serve(crate::mechanics::net::without_delay(listener), router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
+    let served = crate::mechanics::net::serve(listener, router, host.net.clone(), async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
     rooms.await?;
     served.context("server failed")
 }

@@ -245,7 +245,7 @@ impl RoomOwner {
         // Tell each player where the room is now, with a ticket for it.
         let now = fresh_env().now_ms;
         for &player in &self.players {
-            let ticket = Ticket::new(player, self.id, now).sign(&self.app.secret);
+            let ticket = Ticket::new(player, self.id, now).sign(&self.app.keys);
             let frame = json!({"type": "battle.moved", "room": self.id, "url": self.app.url, "ticket": ticket});
             self.app.to_player_queue(self.id, player, frame.to_string()).await;
         }

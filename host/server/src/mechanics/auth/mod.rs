@@ -1,0 +1,290 @@
+//! Who a client is. Accounts — by username and password, or by a device id a client keeps
+//! (a guest, who may add a username and password later) — stored in the message center;
+//! the signed tokens a login hands out ([`tokens`]); and the check at a socket's door: a
+//! missing, expired, forged or revoked token is refused before any logic runs.
+//!
+//! Logins are rate-limited per account and per address. Usernames are normalized so that
+//! one name is one account ([`names`]). `warren dev` may also let a client in by name
+//! alone (`--name-login`); cluster roles never do.
+
+pub mod http;
+pub mod names;
+pub mod passwords;
+pub mod tokens;
+
+use crate::config::AuthConfig;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+pub use tokens::TokenError;
+use tokens::{Keys, Use, now_s};
+use warren_bus::{Bus, BusError};
+
+/// The account fields Warren keeps.
+const NAME: &str = "name";
+const PASSWORD: &str = "pw";
+const GENERATION: &str = "gen";
+
+/// Shortest and longest device id a client may keep, and what it is written with.
+const DEVICE_ID: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// Who a client is, once let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The player (the account's id).
+    pub player: u64,
+    /// The name other players see.
+    pub name: String,
+}
+
+/// What a login hands the client.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Issued {
+    /// The player.
+    pub player: u64,
+    /// The username, if the account has one (a device account has none until it is given one).
+    pub username: Option<String>,
+    /// The session token (opens the WebSocket).
+    pub token: String,
+    /// Gets a new session token once this one expires.
+    pub refresh_token: String,
+    /// Seconds the session token is good for.
+    pub expires_in: u64,
+}
+
+/// Why an account request was refused: the sentence is what the client reads.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request itself is wrong (a name that is not a name, a short password, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The username belongs to another account (or looks like one that does).
+    #[error("the username {0} is taken (or looks too much like one that is)")]
+    Taken(String),
+    /// Wrong username or password (which one is not said).
+    #[error("wrong username or password")]
+    Wrong,
+    /// A token was refused.
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    /// Too many attempts lately.
+    #[error("too many login attempts {0}: wait a minute and try again")]
+    TooMany(&'static str),
+    /// The message center did not answer.
+    #[error("the server cannot reach its accounts right now: try again ({0})")]
+    Unavailable(#[from] BusError),
+}
+
+/// Accounts, tokens and the login rate limits of one host.
+pub struct Auth {
+    bus: Bus,
+    keys: Keys,
+    session_ttl_s: u64,
+    refresh_ttl_s: u64,
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    hasher: passwords::Hasher,
+    /// Proxies (the gateway) whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Whether a client may log in by name alone (`warren dev --name-login` only).
+    pub name_login: bool,
+}
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least one"))
+}
+
+impl Auth {
+    /// Accounts on `bus`, tokens signed with `keys`, as `config` says.
+    pub fn new(bus: Bus, keys: Keys, config: &AuthConfig) -> Auth {
+        Auth {
+            bus,
+            keys,
+            session_ttl_s: config.session_ttl_s,
+            refresh_ttl_s: config.refresh_ttl_s,
+            per_account: RateLimiter::keyed(per_minute(config.logins_per_minute_per_account)),
+            per_address: RateLimiter::keyed(per_minute(config.logins_per_minute_per_address)),
+            hasher: passwords::Hasher::new(2),
+            trusted_proxies: config.trusted_proxies.clone(),
+            name_login: false,
+        }
+    }
+
+    /// The signing keys (battle tickets are signed with them too).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Counts one login attempt from `from` (and for `account`, if named).
+    fn attempt(&self, from: IpAddr, account: Option<&str>) -> Result<(), AuthError> {
+        // Forget quiet keys now and then, so the limiters' memory follows the live load.
+        if self.per_address.len() > 10_000 {
+            self.per_address.retain_recent();
+        }
+        if self.per_account.len() > 10_000 {
+            self.per_account.retain_recent();
+        }
+        self.per_address.check_key(&from).map_err(|_| AuthError::TooMany("from your address"))?;
+        if let Some(account) = account {
+            self.per_account.check_key(&account.to_owned()).map_err(|_| AuthError::TooMany("for this account"))?;
+        }
+        Ok(())
+    }
+
+    /// Tokens for `player` at generation `generation`.
+    fn issue(&self, player: u64, generation: u64, username: Option<String>) -> Issued {
+        let now = now_s();
+        Issued {
+            player,
+            username,
+            token: self.keys.sign(player, generation, Use::Session, None, now, self.session_ttl_s),
+            refresh_token: self.keys.sign(player, generation, Use::Refresh, None, now, self.refresh_ttl_s),
+            expires_in: self.session_ttl_s,
+        }
+    }
+
+    /// Registers `username` with `password`.
+    pub async fn register(&self, username: &str, password: &str, from: IpAddr) -> Result<Issued, AuthError> {
+        let name = names::username(username).map_err(AuthError::Invalid)?;
+        passwords::check(password).map_err(AuthError::Invalid)?;
+        self.attempt(from, None)?;
+        let hash = self.hasher.hash(password.to_owned()).await;
+        let fields: [(&str, &[u8]); 2] = [(NAME, name.shown.as_bytes()), (PASSWORD, hash.as_bytes())];
+        match self.bus.create_account(&user_login(&name.key), &fields).await? {
+            Some(player) => Ok(self.issue(player, 0, Some(name.shown))),
+            None => Err(AuthError::Taken(name.shown)),
+        }
+    }
+
+    /// Logs in by username and password.
+    pub async fn login(&self, username: &str, password: &str, from: IpAddr) -> Result<Issued, AuthError> {
+        let name = names::username(username).map_err(|_| AuthError::Wrong)?;
+        self.attempt(from, Some(&name.key))?;
+        let player = self.bus.find_account(&user_login(&name.key)).await?;
+        let (hash, shown, generation) = match player {
+            Some(id) => {
+                let [shown, hash, generation] = self.fields(id).await?;
+                (hash, shown, generation)
+            }
+            None => (None, None, None),
+        };
+        if !self.hasher.verify(password.to_owned(), hash).await {
+            return Err(AuthError::Wrong);
+        }
+        let player = player.expect("a hash came from an account");
+        Ok(self.issue(player, number(generation), shown))
+    }
+
+    /// Logs in by a device id, making a guest account the first time.
+    pub async fn device(&self, device_id: &str, from: IpAddr) -> Result<Issued, AuthError> {
+        let valid = DEVICE_ID.contains(&device_id.len())
+            && device_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(AuthError::Invalid(format!(
+                "a device id is {} to {} letters, digits, _ or -",
+                DEVICE_ID.start(),
+                DEVICE_ID.end()
+            )));
+        }
+        self.attempt(from, None)?;
+        // Stored hashed: whoever reads the message center cannot log in as the device.
+        let login = format!("device:{}", hex::encode(Sha256::digest(device_id.as_bytes())));
+        let player = match self.bus.find_account(&login).await? {
+            Some(id) => id,
+            None => match self.bus.create_account(&login, &[]).await? {
+                Some(id) => id,
+                // Made by a racing request for the same device.
+                None => self.bus.find_account(&login).await?.ok_or(AuthError::Wrong)?,
+            },
+        };
+        let [shown, _, generation] = self.fields(player).await?;
+        Ok(self.issue(player, number(generation), shown))
+    }
+
+    /// Gives the account of a session `token` a username and password (a guest keeps its
+    /// player and gets a name to log in with elsewhere).
+    pub async fn set_password(&self, token: &str, username: &str, password: &str) -> Result<Issued, AuthError> {
+        let claims = self.current(token, Use::Session).await?;
+        let player = claims.player().ok_or(TokenError::Forged)?;
+        let name = names::username(username).map_err(AuthError::Invalid)?;
+        passwords::check(password).map_err(AuthError::Invalid)?;
+        let hash = self.hasher.hash(password.to_owned()).await;
+        let fields: [(&str, &[u8]); 2] = [(NAME, name.shown.as_bytes()), (PASSWORD, hash.as_bytes())];
+        if !self.bus.link_login(player, &user_login(&name.key), &fields).await? {
+            return Err(AuthError::Taken(name.shown));
+        }
+        Ok(self.issue(player, claims.generation, Some(name.shown)))
+    }
+
+    /// New tokens for a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, AuthError> {
+        let claims = self.current(refresh_token, Use::Refresh).await?;
+        let player = claims.player().ok_or(TokenError::Forged)?;
+        let [shown, _, _] = self.fields(player).await?;
+        Ok(self.issue(player, claims.generation, shown))
+    }
+
+    /// Revokes every token of the session `token`'s account, this one included.
+    pub async fn logout_everywhere(&self, token: &str) -> Result<(), AuthError> {
+        let claims = self.current(token, Use::Session).await?;
+        self.bus.bump_account_field(claims.player().ok_or(TokenError::Forged)?, GENERATION).await?;
+        Ok(())
+    }
+
+    /// Who a session token lets in.
+    pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.current(token, Use::Session).await?;
+        let player = claims.player().ok_or(TokenError::Forged)?;
+        let [shown, _, _] = self.fields(player).await?;
+        Ok(Identity { player, name: shown.unwrap_or_else(|| guest_name(player)) })
+    }
+
+    /// Who a name lets in, where names alone let players in (`warren dev --name-login`):
+    /// the account of that username, made on first use.
+    pub async fn by_name(&self, typed: &str) -> Result<Identity, AuthError> {
+        let name = names::username(typed).map_err(AuthError::Invalid)?;
+        let login = user_login(&name.key);
+        let player = match self.bus.find_account(&login).await? {
+            Some(id) => id,
+            None => match self.bus.create_account(&login, &[(NAME, name.shown.as_bytes())]).await? {
+                Some(id) => id,
+                None => self.bus.find_account(&login).await?.ok_or(AuthError::Wrong)?,
+            },
+        };
+        let [shown, _, _] = self.fields(player).await?;
+        Ok(Identity { player, name: shown.unwrap_or(name.shown) })
+    }
+
+    /// A token's claims, checked against the key, the clock and the account's generation.
+    async fn current(&self, token: &str, use_: Use) -> Result<tokens::Claims, AuthError> {
+        let claims = self.keys.verify(token, use_, now_s())?;
+        let player = claims.player().ok_or(TokenError::Forged)?;
+        let [_, _, generation] = self.fields(player).await?;
+        if number(generation) != claims.generation {
+            return Err(TokenError::Revoked.into());
+        }
+        Ok(claims)
+    }
+
+    /// The shown name, password hash and token generation of an account.
+    async fn fields(&self, player: u64) -> Result<[Option<String>; 3], AuthError> {
+        let got = self.bus.account_fields(player, &[NAME, PASSWORD, GENERATION]).await?;
+        let mut text = got.into_iter().map(|v| v.and_then(|b| String::from_utf8(b).ok()));
+        Ok([text.next().flatten(), text.next().flatten(), text.next().flatten()])
+    }
+}
+
+/// The login of a username key.
+fn user_login(key: &str) -> String {
+    format!("user:{key}")
+}
+
+/// The name a guest is shown by.
+fn guest_name(player: u64) -> String {
+    format!("guest-{player}")
+}
+
+fn number(field: Option<String>) -> u64 {
+    field.and_then(|s| s.parse().ok()).unwrap_or(0)
+}
