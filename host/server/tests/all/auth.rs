@@ -156,6 +156,11 @@ async fn a_guest_by_device_keeps_its_player_when_it_takes_a_name_and_password() 
     assert_eq!((status, named["username"].clone()), (200, json!("Dora")), "{named}");
     let (status, by_name) = login(dev.addr, "dora", "dora's password").await;
     assert_eq!((status, by_name["player"].clone()), (200, guest["player"].clone()));
+    // Once it has one, a session token alone does not change the password.
+    let again = json!({"username": "Dora2", "password": "another password"});
+    let (status, refused) = post(dev.addr, "/auth/password", again, by_name["token"].as_str()).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(login(dev.addr, "dora", "dora's password").await.0, 200);
     let short = post(dev.addr, "/auth/device", json!({"device_id": "short"}), None).await;
     assert_eq!(short.0, 400);
 }

@@ -202,11 +202,15 @@ impl Auth {
         Ok(self.issue(player, number(generation), shown))
     }
 
-    /// Gives the account of a session `token` a username and password (a guest keeps its
-    /// player and gets a name to log in with elsewhere).
+    /// Gives the guest account of a session `token` a username and password: it keeps its
+    /// player and gets a name to log in with elsewhere. An account that has a password
+    /// keeps it: a session token alone (perhaps stolen) does not change it.
     pub async fn set_password(&self, token: &str, username: &str, password: &str) -> Result<Issued, AuthError> {
         let claims = self.current(token, Use::Session).await?;
         let player = claims.player().ok_or(TokenError::Forged)?;
+        if let [_, Some(_), _] = self.fields(player).await? {
+            return Err(AuthError::Invalid("this account has a username and password already".into()));
+        }
         let name = names::username(username).map_err(AuthError::Invalid)?;
         passwords::check(password).map_err(AuthError::Invalid)?;
         let hash = self.hasher.hash(password.to_owned()).await;
