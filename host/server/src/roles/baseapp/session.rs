@@ -180,8 +180,8 @@ async fn await_login(
             Heard::Text(text) => match protocol::parse(text.as_bytes()) {
                 // Where names alone let players in, a name that is no name is said so, and
                 // the client may try another.
-                Ok((ClientFrame::Login { name: Some(name) }, _)) if by_name
-                    && let Err(reason) = auth::names::username(&name) =>
+                Ok((ClientFrame::Login { name: Some(name) }, _))
+                    if by_name && let Err(reason) = auth::names::username(&name) =>
                 {
                     protocol::error(&reason)
                 }
