@@ -7,9 +7,14 @@
 //! 64-byte payload, with where the CPU went: redis-server's, this process's and other
 //! processes' CPU time per message, and Redis's commands per message (`INFO`).
 //!
+//! The producers run in a process of their own (this bench binary started again with
+//! `--producers`), so that the bench process's CPU per message is the owner loop's alone;
+//! the producers' is reported apart.
+//!
 //! `cargo bench -p warren --bench bus_path`; ends with `name=value` lines.
 
-use std::time::{Duration, Instant};
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warren::mechanics::doorbell::Doorbells;
 use warren::mechanics::lease::Held;
 use warren::mechanics::logic::LogicPool;
@@ -66,7 +71,11 @@ fn redis_stats(url: &str) -> RedisStats {
 
 /// This process's CPU time (user + sys), µs.
 fn own_cpu_us() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_us(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// The CPU time (user + sys, µs) in a `/proc/<pid>/stat` line.
+fn stat_cpu_us(stat: &str) -> f64 {
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
     // Fields 14 and 15 (utime, stime) in clock ticks; `after` starts at field 3.
@@ -97,7 +106,6 @@ const HOLDER: &str = "bench-host";
 /// is the owner loop every role runs ([`occupy`]).
 struct Counter {
     player: u64,
-    start: Instant,
     n: u64,
     latencies: Vec<u64>,
 }
@@ -112,7 +120,7 @@ impl Occupant<Baseapp> for Counter {
     async fn settled(&mut self, d: &Delivery, outcome: Settled) {
         assert!(matches!(outcome, Settled::Done(..)), "the handler succeeds: {outcome:?}");
         let sent_us: u64 = std::str::from_utf8(&d.envelope.body).ok().and_then(|t| t.parse().ok()).expect("time");
-        self.latencies.push(self.start.elapsed().as_micros() as u64 - sent_us);
+        self.latencies.push(wall_us().saturating_sub(sent_us));
     }
 
     async fn event(&mut self) {
@@ -129,8 +137,8 @@ impl Occupant<Baseapp> for Counter {
 }
 
 /// A player's consumer: the owner loop over its queue until `n` messages are committed.
-async fn consume(mut q: OwnedQueue<Baseapp>, player: u64, start: Instant, n: u64) -> Vec<u64> {
-    let mut counter = Counter { player, start, n, latencies: Vec::with_capacity(n as usize) };
+async fn consume(mut q: OwnedQueue<Baseapp>, player: u64, n: u64) -> Vec<u64> {
+    let mut counter = Counter { player, n, latencies: Vec::with_capacity(n as usize) };
     assert_eq!(occupy(&mut q, &mut counter).await, Ended::Stopped, "the lease holds");
     q.release().await;
     counter.latencies
@@ -145,8 +153,10 @@ struct BusRun {
     p99: u64,
     /// Messages handled.
     handled: usize,
-    /// This process's CPU time during the run, µs.
+    /// This process's CPU time during the run (the owner loops), µs.
     host_cpu: f64,
+    /// The producers' process's CPU time during the run, µs.
+    producers_cpu: f64,
     /// The machine's busy CPU time during the run (every process), µs.
     machine_cpu: f64,
     /// Redis's CPU time and command counts, before and after the run.
@@ -170,29 +180,25 @@ async fn run_bus(url: &str, first_player: u64) -> BusRun {
             Held::acquire(&bus, &Address::Player(p), HOLDER, ttl).await.expect("lease").expect("the lease is free");
         queues.push(OwnedQueue::new(bus.clone(), Address::Player(p), held, logic.clone(), &bells, BATCH));
     }
+    // The producers connect, say they are ready, and send when told to.
+    let exe = std::env::current_exe().expect("the bench binary");
+    let mut producers = std::process::Command::new(exe)
+        .args(["--producers", url, &first_player.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the producers' process");
+    let mut said = std::io::BufReader::new(producers.stdout.take().expect("its stdout"));
+    let mut line = String::new();
+    said.read_line(&mut line).expect("ready");
+    assert_eq!(line.trim(), "ready", "the producers connected");
     let redis_before = redis_stats(url);
     let start = Instant::now();
     let host_cpu = own_cpu_us();
     let machine_cpu = machine_busy_us();
-    let consumers: Vec<_> =
-        players.iter().zip(queues).map(|(&p, q)| tokio::spawn(consume(q, p, start, PER_CLIENT))).collect();
-    let producers: Vec<_> = players
-        .iter()
-        .map(|&p| {
-            let bus = bus.clone();
-            tokio::spawn(async move {
-                for _ in 0..PER_CLIENT {
-                    // 64 bytes, as the raw XADD's value: the send time, zero-padded.
-                    let body = format!("{:064}", start.elapsed().as_micros()).into_bytes();
-                    let msg = Outbound { to: Address::Player(p), sender: None, kind: "bench".into(), body, hops: 0 };
-                    bus.send(msg).await.expect("send");
-                }
-            })
-        })
-        .collect();
-    for p in producers {
-        p.await.expect("producer");
-    }
+    let producers_cpu = process_cpu_us(producers.id());
+    let consumers: Vec<_> = players.iter().zip(queues).map(|(&p, q)| tokio::spawn(consume(q, p, PER_CLIENT))).collect();
+    writeln!(producers.stdin.as_mut().expect("its stdin"), "go").expect("go");
     let mut latencies = Vec::new();
     for c in consumers {
         latencies.extend(c.await.expect("consumer"));
@@ -200,6 +206,9 @@ async fn run_bus(url: &str, first_player: u64) -> BusRun {
     let elapsed = start.elapsed().as_secs_f64();
     let host_cpu = own_cpu_us() - host_cpu;
     let machine_cpu = machine_busy_us() - machine_cpu;
+    let producers_cpu = process_cpu_us(producers.id()) - producers_cpu;
+    drop(producers.stdin.take());
+    assert!(producers.wait().expect("the producers end").success(), "the producers sent everything");
     let redis_after = redis_stats(url);
     latencies.sort_unstable();
     let handled = latencies.len();
@@ -209,10 +218,51 @@ async fn run_bus(url: &str, first_player: u64) -> BusRun {
         p99: percentile(&latencies, 0.99),
         handled,
         host_cpu,
+        producers_cpu,
         machine_cpu,
         redis_before,
         redis_after,
     }
+}
+
+/// µs since the Unix epoch: the send time a message carries, read by another process.
+fn wall_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// A process's CPU time (user + sys), µs, while it runs.
+fn process_cpu_us(pid: u32) -> f64 {
+    stat_cpu_us(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// The producers' process (`--producers <url> <first player>`): connects, says `ready`,
+/// and on `go` sends `PER_CLIENT` messages of 64 bytes to each of `CLIENTS` players, from
+/// one task per player, as `redis-benchmark -c 50` does; ends when all are sent.
+fn producers(url: &str, first_player: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        let bus = Bus::redis(url).await.expect("connect");
+        println!("ready");
+        let mut go = String::new();
+        std::io::stdin().read_line(&mut go).expect("go");
+        let tasks: Vec<_> = (first_player..first_player + CLIENTS)
+            .map(|p| {
+                let bus = bus.clone();
+                tokio::spawn(async move {
+                    for _ in 0..PER_CLIENT {
+                        // 64 bytes, as the raw XADD's value: the send time, zero-padded.
+                        let body = format!("{:064}", wall_us()).into_bytes();
+                        let to = Address::Player(p);
+                        let msg = Outbound { to, sender: None, kind: "bench".into(), body, hops: 0 };
+                        bus.send(msg).await.expect("send");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("producer");
+        }
+    });
 }
 
 /// Prints one run's figures for people.
@@ -227,10 +277,11 @@ fn report(title: &str, run: &BusRun, raw_rps: f64, raw_redis_us: f64) {
         run.p99 as f64 / 1000.0
     );
     println!(
-        "  CPU per message: redis-server {:.1} µs (raw XADD: {raw_redis_us:.1} µs a request), bench process {:.1} µs, \
-         other processes {:.1} µs",
+        "  CPU per message: redis-server {:.1} µs (raw XADD: {raw_redis_us:.1} µs a request), bench process (owner \
+         loops) {:.1} µs, producers' process {:.1} µs, other processes {:.1} µs",
         run.redis_us(),
         run.host_us(),
+        run.producers_us(),
         run.other_us()
     );
     println!("  Redis commands per message (calls, µs inside the command; a script's include its commands'):");
@@ -251,6 +302,7 @@ fn figures(prefix: &str, run: &BusRun, raw_rps: f64) {
     println!("{prefix}p99_ms={:.2}", run.p99 as f64 / 1000.0);
     println!("{prefix}redis_cpu_us_per_msg={:.1}", run.redis_us());
     println!("{prefix}host_cpu_us_per_msg={:.1}", run.host_us());
+    println!("{prefix}producers_cpu_us_per_msg={:.1}", run.producers_us());
     println!("{prefix}other_cpu_us_per_msg={:.1}", run.other_us());
 }
 
@@ -265,14 +317,25 @@ impl BusRun {
         self.host_cpu / self.handled as f64
     }
 
-    /// Other processes' CPU time per message (the machine's, less Redis's and this
-    /// process's), µs: about 0 on a quiet machine, within the 10 ms resolution of the counts.
+    /// The producers' process's CPU time per message, µs.
+    fn producers_us(&self) -> f64 {
+        self.producers_cpu / self.handled as f64
+    }
+
+    /// Other processes' CPU time per message (the machine's, less Redis's, this process's
+    /// and the producers'), µs: about 0 on a quiet machine, within the 10 ms resolution of
+    /// the counts.
     fn other_us(&self) -> f64 {
-        self.machine_cpu / self.handled as f64 - self.host_us() - self.redis_us()
+        self.machine_cpu / self.handled as f64 - self.host_us() - self.redis_us() - self.producers_us()
     }
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--producers") {
+        let first = args.get(at + 2).and_then(|p| p.parse().ok()).expect("--producers <url> <first player>");
+        return producers(&args[at + 1], first);
+    }
     let server = RedisServer::start();
     let before_raw = redis_stats(&server.url);
     let (raw_rps, raw_p99) = raw_xadd(server.port);
@@ -288,7 +351,7 @@ fn main() {
     report(
         &format!(
             "warren bus: player->player through the owner loop ({CLIENTS} players leased, {} messages, each send \
-             rings the doorbell, wasm handler, fenced atomic commit)",
+             rings the doorbell, wasm handler, fenced atomic commit; producers in a process of their own)",
             run.handled
         ),
         &run,

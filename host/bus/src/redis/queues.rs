@@ -233,47 +233,76 @@ impl RedisBus {
     /// [`RedisBus::direct_sends_may_repeat`]).
     pub(crate) async fn commit(&self, c: Commit) -> Result<Receipt, BusError> {
         let tag = c.owner.tag();
-        let ack = c.ack.clone().unwrap_or_default();
-        let mut inv = self.commit.prepare_invoke();
-        for suffix in ["q", "s", "o", "seen", "seq", "lease", "n", "push", "pseq", "done", "doneat", "hostat"] {
-            inv.key(self.owner_key(&c.owner, suffix));
+        // The EVALSHA is written straight into one command: a `ScriptInvocation` keeps each
+        // key and argument in a buffer of its own and copies them all into the command it
+        // sends, some thirty allocations a commit. The keys share one buffer, too.
+        // Sized at once: grown from empty, its buffers would be copied a few times over.
+        let payload = c.writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
+            + c.sends.iter().map(|s| s.kind.len() + s.body.len() + 64).sum::<usize>()
+            + c.pushes.iter().map(Vec::len).sum::<usize>()
+            + c.request.as_ref().map_or(0, |r| r.key.len() + r.outcome.len());
+        let args = 40 + 3 * c.writes.len() + 5 * c.sends.len() + c.pushes.len();
+        let mut cmd = redis::Cmd::with_capacity(args, 512 + payload);
+        cmd.arg("EVALSHA").arg(self.commit.get_hash()).arg(COMMIT_KEYS.len());
+        let mut key = self.owner_key(&c.owner, "");
+        let base = key.len();
+        for suffix in COMMIT_KEYS {
+            key.truncate(base);
+            key.push_str(suffix);
+            cmd.arg(key.as_str());
         }
-        let fence = c.fence.map(|t| t.to_string()).unwrap_or_default();
         // The message's unique id, as this bus read it with the message (see `UniqueIds`);
         // empty for a message it did not read: the script reads it itself.
         let mid = match &c.ack {
             Some(id) => {
-                let queue_key = self.queue_key(&c.owner);
-                self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&queue_key, id).unwrap_or_default()
+                key.truncate(base);
+                key.push('q');
+                self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&key, id).unwrap_or_default()
             }
             None => String::new(),
         };
-        inv.arg(&ack).arg(&mid).arg(now_ms()).arg(&tag).arg(&fence).arg(c.writes.len());
+        cmd.arg(c.ack.as_deref().unwrap_or_default()).arg(&mid).arg(now_ms()).arg(&tag);
+        match c.fence {
+            Some(token) => cmd.arg(token),
+            None => cmd.arg(""),
+        };
+        cmd.arg(c.writes.len());
         for (key, value) in &c.writes {
             match value {
-                Some(v) => inv.arg(key).arg("s").arg(v.as_slice()),
-                None => inv.arg(key).arg("d").arg(""),
+                Some(v) => cmd.arg(key).arg("s").arg(v.as_slice()),
+                None => cmd.arg(key).arg("d").arg(""),
             };
         }
-        inv.arg(c.sends.len());
+        cmd.arg(c.sends.len());
         for s in &c.sends {
             let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
-            inv.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender).arg(s.hops);
+            cmd.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender).arg(s.hops);
         }
         // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
         let trim = self.commits.fetch_add(1, Ordering::Relaxed).is_multiple_of(TRIM_EVERY);
-        inv.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
-        inv.arg(c.pushes.len());
+        cmd.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
+        cmd.arg(c.pushes.len());
         for frame in &c.pushes {
-            inv.arg(frame.as_slice());
+            cmd.arg(frame.as_slice());
         }
         match &c.request {
-            Some(r) => inv.arg(&r.key).arg(r.attempt).arg(r.outcome.as_slice()),
-            None => inv.arg("").arg("").arg(""),
+            Some(r) => cmd.arg(&r.key).arg(r.attempt).arg(r.outcome.as_slice()),
+            None => cmd.arg("").arg("").arg(""),
         };
-        inv.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES).arg(crate::MAX_HOST_REQUESTS);
-        inv.arg(self.direct_sends_may_repeat());
-        let result: redis::RedisResult<String> = inv.invoke_async(&mut self.conn.clone()).await;
+        cmd.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES).arg(crate::MAX_HOST_REQUESTS);
+        cmd.arg(self.direct_sends_may_repeat());
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<String> = match cmd.query_async(&mut conn).await {
+            // A server that lost its scripts (restarted, flushed) learns this one again;
+            // the EVALSHA it refused ran nothing.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                match self.commit.load_async(&mut conn).await {
+                    Ok(_) => cmd.query_async(&mut conn).await,
+                    Err(e) => Err(e),
+                }
+            }
+            result => result,
+        };
         let mut receipt = Receipt::default();
         match result {
             // A relayed copy of a message already applied: acknowledged, nothing applied.
@@ -403,6 +432,10 @@ impl RedisBus {
         pipe.query_async::<()>(&mut self.conn.clone()).await.map_err(unavailable)
     }
 }
+
+/// The owner's keys COMMIT_LUA is given, in order (see [`RedisBus::commit`]).
+const COMMIT_KEYS: [&str; 12] =
+    ["q", "s", "o", "seen", "seq", "lease", "n", "push", "pseq", "done", "doneat", "hostat"];
 
 /// A message read from an outbox, to be appended to its destination's queue.
 struct Relayed {

@@ -231,6 +231,30 @@ async fn acknowledged_messages_are_trimmed_and_pending_ones_kept() {
     }
 }
 
+/// Redis only: a server that lost its scripts (restarted, or `SCRIPT FLUSH`) is given the
+/// commit script again by the next commit, which then lands once.
+#[tokio::test]
+async fn a_commit_after_the_server_lost_its_scripts_lands() {
+    for (name, url) in redis_flavours() {
+        if name == "cluster" {
+            continue; // A flush there reaches one node; the code path is the same.
+        }
+        let ns = fresh_namespace();
+        let bus = redis_bus(url, &ns, warren_bus::DEFAULT_GROUPS).await.unwrap();
+        let p = Address::Player(9);
+        let mut conn = RawConnection::open(name, url).await;
+        for body in ["1", "2"] {
+            bus.send(msg(p.clone(), "n", body)).await.unwrap();
+            let got = bus.read(&p, 10, Duration::from_millis(10)).await.unwrap();
+            let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+            let writes = vec![("k".to_owned(), Some(body.as_bytes().to_vec()))];
+            bus.commit(Commit { writes, ack: Some(got[0].id.clone()), ..Commit::of(p.clone()) }).await.unwrap();
+            assert_eq!(bus.load_state(&p).await.unwrap()["k"], body.as_bytes(), "{name}");
+        }
+        assert!(bus.read_pending(&p).await.unwrap().is_empty(), "{name}: both acknowledged");
+    }
+}
+
 /// Redis only: an entry in a queue that is not a Warren message is never handed out, and
 /// is dropped rather than left pending (it would keep acknowledged messages from being
 /// trimmed past it).

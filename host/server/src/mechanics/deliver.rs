@@ -19,8 +19,9 @@ pub enum Verdict {
 }
 
 /// Runs `call` until it succeeds, refuses, or has failed `MAX_ATTEMPTS` times counting
-/// the `attempts` the message already had (1 on its first delivery).
-pub async fn handle<F, Fut>(what: &str, mut attempts: u32, mut call: F) -> Verdict
+/// the `attempts` the message already had (1 on its first delivery). `what` names the
+/// message in the log lines about it, and is written only for those.
+pub async fn handle<F, Fut>(what: &impl std::fmt::Display, mut attempts: u32, mut call: F) -> Verdict
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = CallResult>,

@@ -118,38 +118,67 @@ impl<W: World> LogicPool<W> {
 
     /// [`LogicPool::run`] for an entity of this `pace` (see [`Pace`]). The call runs here,
     /// on the async worker, if the entity is light, the pool's calls have been short lately
-    /// and a running call's place is free at once; else on a blocking thread — so an
+    /// and no other call runs on an asking thread; else on a blocking thread — so an
     /// entity's first call, and any call of an entity whose calls are not known short,
     /// never holds up the thread that serves sockets.
+    ///
+    /// A light entity's call waits for a running call's place here when none is free, and
+    /// then runs here: handing it to a blocking thread would wait as long for the place and
+    /// then pay two thread switches besides. (It did go apart, once: on a busy machine the
+    /// calls handed over held the places through their hand-offs, so the next light call
+    /// found none free and went apart too — half of the calls of the bus benchmark.) If
+    /// another call runs on an asking thread, it is given one turn of the executor to end.
     pub async fn run_as<R: Send + 'static>(
         self: &Arc<Self>,
         pace: Pace,
         f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static,
     ) -> R {
-        if pace == Pace::Light
-            && self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US
-            && self.since_born_us(Instant::now()) >= self.inline_paused_until_us.load(Ordering::Relaxed)
-            && !self.inline_busy.swap(true, Ordering::Acquire)
-        {
-            if let Ok(permit) = self.sandbox.running.clone().try_acquire_owned() {
-                let out = self.call_on_idle(true, f);
-                drop(permit);
-                self.inline_busy.store(false, Ordering::Release);
-                return out;
-            }
-            self.inline_busy.store(false, Ordering::Release);
-        }
-        let pool = self.clone();
         let closed = "the sandbox's semaphores are never closed";
+        if pace == Pace::Light && self.inline_allowed() {
+            let permit = match self.sandbox.running.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => self.sandbox.running.clone().acquire_owned().await.expect(closed),
+            };
+            for turn in 0..2 {
+                if turn > 0 {
+                    tokio::task::yield_now().await;
+                }
+                if self.inline_allowed() && !self.inline_busy.swap(true, Ordering::Acquire) {
+                    let out = self.call_on_idle(true, true, f);
+                    drop(permit);
+                    self.inline_busy.store(false, Ordering::Release);
+                    return out;
+                }
+            }
+            return self.apart(permit, None, f).await;
+        }
         let heavy = match pace {
             Pace::Heavy => Some(self.sandbox.heavy.clone().acquire_owned().await.expect(closed)),
             Pace::Light | Pace::Ordinary => None,
         };
         let permit = self.sandbox.running.clone().acquire_owned().await.expect(closed);
+        self.apart(permit, heavy, f).await
+    }
+
+    /// Whether calls may run on the asking thread now: the pool's calls have been short
+    /// lately, and none was slow in the last [`INLINE_PAUSE`].
+    fn inline_allowed(&self) -> bool {
+        self.recent_us.load(Ordering::Relaxed) < INLINE_UNDER_US
+            && self.since_born_us(Instant::now()) >= self.inline_paused_until_us.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on a blocking thread, holding a running call's place (and a heavy entity's).
+    async fn apart<R: Send + 'static>(
+        self: &Arc<Self>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        heavy: Option<tokio::sync::OwnedSemaphorePermit>,
+        f: impl FnOnce(&mut Instance<W>) -> R + Send + 'static,
+    ) -> R {
+        let pool = self.clone();
         let task = tokio::task::spawn_blocking(move || {
             let counted = heavy.is_none();
             let _permits = (permit, heavy);
-            pool.call_on_idle(counted, f)
+            pool.call_on_idle(counted, false, f)
         });
         match task.await {
             Ok(out) => out,
@@ -169,18 +198,42 @@ impl<W: World> LogicPool<W> {
 
     /// Runs `f` on an idle instance (or a new one) and puts the instance back; a `counted`
     /// call's time goes into the pool's recent average.
-    fn call_on_idle<R>(&self, counted: bool, f: impl FnOnce(&mut Instance<W>) -> R) -> R {
+    ///
+    /// A call on a blocking thread is timed in the thread's CPU time: on a busy machine such
+    /// a thread waits for a core often, and a call that waited 5 ms (not slow at all) would
+    /// otherwise pause every inline call for [`INLINE_PAUSE`] and send them all through the
+    /// blocking threads, two thread switches each, which makes the machine busier still.
+    /// Reading that clock (~0.3 µs) is small beside such a call's hand-off. A call on the
+    /// asking thread counts in the pool's average by the wall clock, as before, and reads
+    /// the CPU clock once more only when it took as long as a slow call: it pauses inline
+    /// calls only if it used that much CPU (a module turned slow), not if its thread waited
+    /// for a core (then the average alone sends a few calls apart).
+    fn call_on_idle<R>(&self, counted: bool, inline: bool, f: impl FnOnce(&mut Instance<W>) -> R) -> R {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut instance = taken.map_or_else(|| Instance::new(self.role.clone()), |(i, _)| i);
+        let cpu = if counted { warren_runtime::thread_cpu_time() } else { None };
         let started = Instant::now();
         let out = f(&mut instance);
         let now = Instant::now();
-        let took = now.duration_since(started).as_micros().min(u128::from(u32::MAX)) as u64;
+        let wall = now.duration_since(started);
+        let slow = SLOW_CALL_US as u128;
+        // Without a CPU clock (not Linux), wall time is all there is.
+        let used = |cpu: Option<Duration>| match (cpu, cpu.and(warren_runtime::thread_cpu_time())) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => wall,
+        };
+        let (took, slow) = if inline {
+            (wall, wall.as_micros() > slow && used(cpu).as_micros() > slow)
+        } else {
+            let cpu = used(cpu);
+            (cpu, cpu.as_micros() > slow)
+        };
+        let took = took.as_micros().min(u128::from(u32::MAX)) as u64;
         if counted {
             // Racing updates may lose one another's sample; the average stays an average.
             let recent = self.recent_us.load(Ordering::Relaxed);
             self.recent_us.store((recent * 7 + took) / 8, Ordering::Relaxed);
-            if took > SLOW_CALL_US {
+            if slow {
                 let until = self.since_born_us(now) + INLINE_PAUSE.as_micros() as u64;
                 self.inline_paused_until_us.fetch_max(until, Ordering::Relaxed);
             }
@@ -255,6 +308,9 @@ pub fn outbound(sender: &BusAddress, effects: &Effects, hops: u32) -> Vec<Outbou
 /// Writes a call's log lines to the host log, tagged with the entity.
 pub fn emit_logs(entity: &BusAddress, effects: &Effects) {
     use warren_runtime::Level;
+    if effects.logs.is_empty() {
+        return;
+    }
     let entity = entity.tag();
     for (level, text) in &effects.logs {
         match level {
@@ -295,12 +351,38 @@ mod tests {
         // Heavy calls do not count: the pool's calls are still short.
         pool.run_as(Pace::Heavy, |_| std::thread::sleep(Duration::from_millis(5))).await;
         assert_eq!(on(Pace::Light).await, here());
+        // A call apart that waits (a thread kept off the cores of a busy machine) is not slow.
+        pool.run(|_| std::thread::sleep(Duration::from_millis(8))).await;
+        assert_eq!(on(Pace::Light).await, here());
         // A slow call of an entity not known heavy sends even light entities' calls apart
         // for a while: a hundred short calls later, still apart.
-        pool.run(|_| std::thread::sleep(Duration::from_millis(8))).await;
+        pool.run(|_| {
+            let cpu = || warren_runtime::thread_cpu_time().expect("Linux keeps a thread CPU clock");
+            let started = cpu();
+            while cpu() - started < Duration::from_millis(8) {
+                std::hint::black_box(0u64);
+            }
+        })
+        .await;
         for _ in 0..100 {
             assert_ne!(on(Pace::Light).await, here());
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_here_that_only_waited_does_not_pause_the_others() {
+        let pool = pool(2);
+        let here = || std::thread::current().id();
+        let light = || pool.run_as(Pace::Light, move |_| std::thread::current().id());
+        assert_eq!(light().await, here());
+        // A long call here that used little CPU (its thread waited for a core, say) sends a
+        // few calls apart through the pool's average, and does not pause the rest.
+        pool.run_as(Pace::Light, |_| std::thread::sleep(Duration::from_millis(8))).await;
+        assert_ne!(light().await, here());
+        for _ in 0..40 {
+            pool.run(|_| ()).await;
+        }
+        assert_eq!(light().await, here());
     }
 
     #[test]

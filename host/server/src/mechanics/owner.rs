@@ -343,20 +343,12 @@ impl<W: World> OwnedQueue<W> {
         W: Handles,
     {
         let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
-        let msg = Message {
-            sender: d.envelope.sender.as_ref().and_then(from_bus),
-            kind: d.envelope.kind.clone(),
-            body: d.envelope.body.clone(),
-        };
-        // Named in every log line about this message's faults: what it was, for whom, and
-        // which module handled it.
-        let what = format!(
-            "{} for {} (role {}, module {})",
-            msg.kind,
-            target.entity.tag(),
-            W::NAME,
-            self.logic.module_digest()
-        );
+        // Named in every log line about this message's faults (written only for one): what
+        // it was, for whom, and which module handled it.
+        let (logic, e) = (self.logic.clone(), &d.envelope);
+        let what = std::fmt::from_fn(|f| {
+            write!(f, "{} for {} (role {}, module {})", e.kind, target.entity.tag(), W::NAME, logic.module_digest())
+        });
         if let Err(e) = self.load().await {
             // Not the handler's doing: the message stays pending, never refused.
             tracing::warn!(queue = %self.queue.tag(), id = %d.id, error = %e, "cannot load the state; the message stays pending");
@@ -365,7 +357,9 @@ impl<W: World> OwnedQueue<W> {
         // Each try borrows the cached state; `deliver::handle` wants a closure per try.
         let this = tokio::sync::Mutex::new(&mut *self);
         let verdict = deliver::handle(&what, d.attempts, || async {
-            let (m, to) = (msg.clone(), target.entity.clone());
+            let m =
+                Message { sender: e.sender.as_ref().and_then(from_bus), kind: e.kind.clone(), body: e.body.clone() };
+            let to = target.entity.clone();
             let mut q = this.lock().await;
             q.handling = true;
             let result = q.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await;
