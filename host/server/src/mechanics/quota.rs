@@ -329,16 +329,14 @@ impl Admission {
     /// for whoever registers that id next, or pile up for an id no one will have. Ids
     /// count up from 1, so one read of the last id given answers for every id under it.
     async fn refuse_unknown_players(&mut self, bus: &Bus, effects: &Effects) -> Option<String> {
-        let players = effects.sends.iter().filter_map(|s| match &s.to {
-            warren_runtime::Address::Player(id) => Some(*id),
+        let sends = effects.sends.iter().filter_map(|s| match s.to {
+            warren_runtime::Address::Player(id) => Some(id),
             _ => None,
         });
-        let highest = players
-            .chain(effects.pushes.iter().map(|(p, _)| *p))
-            .fold(None, |m: Option<u64>, id| Some(m.map_or(id, |m| m.max(id))))?;
-        let lowest_bad = effects.sends.iter().any(|s| matches!(s.to, warren_runtime::Address::Player(0)))
-            || effects.pushes.iter().any(|(p, _)| *p == 0);
-        if lowest_bad {
+        let ids = sends.chain(effects.pushes.iter().map(|(p, _)| *p));
+        let (lowest, highest) =
+            ids.fold(None, |m: Option<(u64, u64)>, id| Some(m.map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id)))))?;
+        if lowest == 0 {
             return Some("there is no player 0".into());
         }
         if highest <= self.players_known {

@@ -206,9 +206,8 @@ impl Auth {
     /// player and gets a name to log in with elsewhere. An account that has a password
     /// keeps it: a session token alone (perhaps stolen) does not change it.
     pub async fn set_password(&self, token: &str, username: &str, password: &str) -> Result<Issued, AuthError> {
-        let claims = self.current(token, Use::Session).await?;
-        let player = claims.player().ok_or(TokenError::Forged)?;
-        if let [_, Some(_), _] = self.fields(player).await? {
+        let (player, claims, [_, hash, _]) = self.current(token, Use::Session).await?;
+        if hash.is_some() {
             return Err(AuthError::Invalid("this account has a username and password already".into()));
         }
         let name = names::username(username).map_err(AuthError::Invalid)?;
@@ -223,24 +222,20 @@ impl Auth {
 
     /// New tokens for a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, AuthError> {
-        let claims = self.current(refresh_token, Use::Refresh).await?;
-        let player = claims.player().ok_or(TokenError::Forged)?;
-        let [shown, _, _] = self.fields(player).await?;
+        let (player, claims, [shown, _, _]) = self.current(refresh_token, Use::Refresh).await?;
         Ok(self.issue(player, claims.generation, shown))
     }
 
     /// Revokes every token of the session `token`'s account, this one included.
     pub async fn logout_everywhere(&self, token: &str) -> Result<(), AuthError> {
-        let claims = self.current(token, Use::Session).await?;
-        self.bus.bump_account_field(claims.player().ok_or(TokenError::Forged)?, GENERATION).await?;
+        let (player, _, _) = self.current(token, Use::Session).await?;
+        self.bus.bump_account_field(player, GENERATION).await?;
         Ok(())
     }
 
     /// Who a session token lets in.
     pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
-        let claims = self.current(token, Use::Session).await?;
-        let player = claims.player().ok_or(TokenError::Forged)?;
-        let [shown, _, _] = self.fields(player).await?;
+        let (player, _, [shown, _, _]) = self.current(token, Use::Session).await?;
         Ok(Identity { player, name: shown.unwrap_or_else(|| guest_name(player)) })
     }
 
@@ -260,15 +255,17 @@ impl Auth {
         Ok(Identity { player, name: shown.unwrap_or(name.shown) })
     }
 
-    /// A token's claims, checked against the key, the clock and the account's generation.
-    async fn current(&self, token: &str, use_: Use) -> Result<tokens::Claims, AuthError> {
+    /// A token checked against the key, the clock and the account's generation: its
+    /// player, its claims, and the account's fields (read once for both the check and the
+    /// caller).
+    async fn current(&self, token: &str, use_: Use) -> Result<(u64, tokens::Claims, [Option<String>; 3]), AuthError> {
         let claims = self.keys.verify(token, use_, now_s())?;
         let player = claims.player().ok_or(TokenError::Forged)?;
-        let [_, _, generation] = self.fields(player).await?;
-        if number(generation) != claims.generation {
+        let fields = self.fields(player).await?;
+        if number(fields[2].clone()) != claims.generation {
             return Err(TokenError::Revoked.into());
         }
-        Ok(claims)
+        Ok((player, claims, fields))
     }
 
     /// The shown name, password hash and token generation of an account.
