@@ -539,7 +539,7 @@ async fn whispers_to_an_offline_player_stop_at_the_queue_cap_on_redis_and_all_ar
     bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("capped.toml");
-    std::fs::write(&config, format!("[limits]\nmax_queue_len = 5\n{}", crate::UNLIMITED_LOGINS)).unwrap();
+    std::fs::write(&config, format!("[limits]\nmax_queue_len = 5\n{}", crate::TEST_LIMITS)).unwrap();
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
     args.extend(["--config".to_owned(), config.display().to_string()]);
     args.extend(host_args(&redis.url, groups, "capped", 2_000));

@@ -356,7 +356,7 @@ async fn a_guild_host_stopped_mid_chat_hands_its_groups_over_and_every_chat_is_s
 fn baseapp_with(url: &str, name: &str, config: &str) -> (Process, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.toml");
-    std::fs::write(&path, format!("{config}\n{}", crate::UNLIMITED_LOGINS)).unwrap();
+    std::fs::write(&path, format!("{config}\n{}", crate::TEST_LIMITS)).unwrap();
     let mut args = vec!["baseapp".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
     args.extend(["--config".to_owned(), path.display().to_string()]);
     args.extend(host_args(url, GROUPS, name, 10_000));

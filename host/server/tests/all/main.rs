@@ -217,20 +217,21 @@ pub async fn token(addr: SocketAddr, name: &str) -> String {
         .unwrap_or_else(|e| panic!("a session token from {addr}: {e:#}"))
 }
 
-/// The `[auth]` section of the baseapps tests start (see [`baseapp_config`]).
-pub const UNLIMITED_LOGINS: &str =
-    "[auth]\nlogins_per_minute_per_address = 1000000\nlogins_per_minute_per_account = 1000000\n";
+/// The `[auth]` and `[net]` sections of the baseapps tests start (see [`baseapp_config`]).
+pub const TEST_LIMITS: &str = "[auth]\nlogins_per_minute_per_address = 1000000\nlogins_per_minute_per_account = 1000000\n\
+     [net]\nframes_per_s = 1000000\nframes_burst = 1000000\n";
 
 /// The configuration file of the baseapps tests start: login attempts are not limited,
 /// as a suite logs hundreds of players in from one address (the limits are tested in
-/// `auth`).
+/// `auth`), nor is a client's pace, as the tests' clients send in closed loops, faster
+/// than a person (the pace is tested in `bad_clients`).
 pub fn baseapp_config() -> &'static str {
     static FILE: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
     &FILE
         .get_or_init(|| {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("baseapp.toml");
-            std::fs::write(&path, UNLIMITED_LOGINS).expect("write config");
+            std::fs::write(&path, TEST_LIMITS).expect("write config");
             let path = path.display().to_string();
             (dir, path)
         })
