@@ -242,6 +242,23 @@ impl Bus {
         }
     }
 
+    /// Commits `commits` — all of one owner and one fence, each a [`Bus::commit`] — in
+    /// order, in one trip: the way a read batch's messages, handled one after another over
+    /// the state each leaves, are committed. One result for each commit tried, in order:
+    /// every one but the last is `Ok`. A refusal ends the run, as the later commits were
+    /// computed on the state the refused one would have left: they are not tried, and
+    /// their messages stay pending. Any other error leaves the outcome of its commit and
+    /// of every later one unknown (each may have been applied), as for [`Bus::commit`].
+    pub async fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<Receipt, BusError>> {
+        match self {
+            Bus::Embedded(b) => match b.check(Op::Commit) {
+                Ok(()) => b.commit_all(commits),
+                Err(e) => vec![Err(e)],
+            },
+            Bus::Redis(b) => b.commit_all(commits).await,
+        }
+    }
+
     /// Moves the host messages `ids` of `owner`'s queue — frames for the client — into the
     /// owner's push log, in one atomic step fenced by `fence`: each is acknowledged and
     /// logged with the next sequence number, unless it is no longer pending or is a relayed

@@ -113,6 +113,10 @@ struct Counter {
 impl Occupant<Baseapp> for Counter {
     type Event = ();
 
+    fn target(&self, _: &Delivery) -> Option<Target> {
+        Some(Target::whole(Address::Player(self.player)))
+    }
+
     async fn route(&mut self, _: &Delivery, _: &mut OwnedQueue<Baseapp>) -> Routed {
         Routed::Handle(Target::whole(Address::Player(self.player)))
     }

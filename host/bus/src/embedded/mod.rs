@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 mod accounts;
 mod books;
+mod commit;
 use books::{Decided, PushBook, Requests};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, broadcast};
@@ -265,48 +266,22 @@ impl EmbeddedBus {
     }
 
     pub(crate) fn commit(&self, commit: Commit) -> Result<Receipt, BusError> {
+        self.lock().commit(commit)
+    }
+
+    /// Commits in order, one step each under one lock, until one is refused.
+    pub(crate) fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<Receipt, BusError>> {
         let mut center = self.lock();
-        if let Some(token) = commit.fence {
-            center.fenced(&commit.owner, token)?;
-        }
-        if let Some(request) = &commit.request
-            && let Some(applied) = center.requests.get(&commit.owner).and_then(|r| r.decided(request))
-        {
-            return Err(BusError::RequestDecided { owner: commit.owner.tag(), key: request.key.clone(), applied });
-        }
-        if let Some(id) = &commit.ack {
-            let pending = center.queues.get(&commit.owner).is_some_and(|q| q.pending.contains_key(&key_of(id)));
-            if !pending {
-                return Err(BusError::NotPending { queue: commit.owner.tag(), id: id.clone() });
+        let mut results = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let result = center.commit(commit);
+            let refused = result.is_err();
+            results.push(result);
+            if refused {
+                break;
             }
         }
-        let state = center.states.entry(commit.owner.clone()).or_default();
-        for (key, value) in commit.writes {
-            match value {
-                Some(v) => state.insert(key, v),
-                None => state.remove(&key),
-            };
-        }
-        for msg in commit.sends {
-            center.enqueue(msg);
-        }
-        if let Some(id) = commit.ack
-            && let Some(q) = center.queues.get_mut(&commit.owner)
-        {
-            q.pending.remove(&key_of(&id));
-        }
-        let mut receipt = Receipt::default();
-        if !commit.pushes.is_empty() {
-            let book = center.pushes.entry(commit.owner.clone()).or_default();
-            for frame in commit.pushes {
-                receipt.last_push = book.append(frame).seq;
-            }
-        }
-        if let Some(request) = commit.request {
-            let requests = center.requests.entry(commit.owner.clone()).or_default();
-            requests.record(&request.key, Decided::Applied(request.outcome));
-        }
-        Ok(receipt)
+        results
     }
 
     pub(crate) fn take_pushes(&self, owner: &Address, fence: u64, ids: &[MessageId]) -> Result<Vec<Push>, BusError> {

@@ -222,77 +222,97 @@ impl RedisBus {
     }
 
     /// Runs COMMIT_LUA on the owner's keys (KEYS: queue, state, outbox, seen, seq, lease,
-    /// backlog, push log, push counter, requests, their order).
-    /// ARGV: the acked message id (or empty), its unique id (or empty: the script reads
-    /// it), the time, the owner's tag, the fence token (or empty), the number of writes and
-    /// each as key, `s`/`d`, value, the number of sends and each as destination tag, kind,
-    /// body, sender tag, then the seen ids' retention (ms) and `1` if this commit trims, the
-    /// number of pushes and each frame, then the request's key (or empty), attempt and
-    /// outcome, the window of requests, the push log's cap, the window of the host's own
-    /// requests, and `1` on a cluster (direct sends may arrive twice, see
-    /// [`RedisBus::direct_sends_may_repeat`]).
+    /// backlog, push log, push counter, requests, their order) for `commits`, all of one
+    /// owner and fence, in order (see [`crate::Bus::commit_all`]).
+    /// ARGV: the time, the owner's tag, the fence token (or empty), the seen ids'
+    /// retention (ms), `1` if this call trims, the window of requests, the push log's cap,
+    /// the window of the host's own requests, `1` on a cluster (direct sends may arrive
+    /// twice, see [`RedisBus::direct_sends_may_repeat`]), the number of commits; then each
+    /// commit's: the acked message id (or empty), its unique id (or empty: the script reads
+    /// it), the number of writes and each as key, `s`/`d`, value, the number of sends and
+    /// each as destination tag, kind, body, sender tag, hops, the number of pushes and each
+    /// frame, the request's key (or empty), attempt and outcome.
     pub(crate) async fn commit(&self, c: Commit) -> Result<Receipt, BusError> {
-        let tag = c.owner.tag();
+        let mut results = self.commit_all(vec![c]).await;
+        results.pop().unwrap_or_else(|| Err(BusError::Unavailable("the commit returned nothing".into())))
+    }
+
+    pub(crate) async fn commit_all(&self, commits: Vec<Commit>) -> Vec<Result<Receipt, BusError>> {
+        let Some(first) = commits.first() else { return Vec::new() };
+        let (owner, fence) = (first.owner.clone(), first.fence);
+        debug_assert!(commits.iter().all(|c| c.owner == owner && c.fence == fence), "one owner, one fence");
+        let tag = owner.tag();
         // The EVALSHA is written straight into one command: a `ScriptInvocation` keeps each
         // key and argument in a buffer of its own and copies them all into the command it
         // sends, some thirty allocations a commit. The keys share one buffer, too.
         // Sized at once: grown from empty, its buffers would be copied a few times over.
-        let payload = c.writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
-            + c.sends.iter().map(|s| s.kind.len() + s.body.len() + 64).sum::<usize>()
-            + c.pushes.iter().map(Vec::len).sum::<usize>()
-            + c.request.as_ref().map_or(0, |r| r.key.len() + r.outcome.len());
-        let args = 40 + 3 * c.writes.len() + 5 * c.sends.len() + c.pushes.len();
-        let mut cmd = redis::Cmd::with_capacity(args, 512 + payload);
+        let payload = commits
+            .iter()
+            .map(|c| {
+                c.writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
+                    + c.sends.iter().map(|s| s.kind.len() + s.body.len() + 64).sum::<usize>()
+                    + c.pushes.iter().map(Vec::len).sum::<usize>()
+                    + c.request.as_ref().map_or(0, |r| r.key.len() + r.outcome.len())
+                    + 64
+            })
+            .sum::<usize>();
+        let args = commits.iter().map(|c| 10 + 3 * c.writes.len() + 5 * c.sends.len() + c.pushes.len()).sum::<usize>();
+        let mut cmd = redis::Cmd::with_capacity(30 + args, 512 + payload);
         cmd.arg("EVALSHA").arg(self.commit.get_hash()).arg(COMMIT_KEYS.len());
-        let mut key = self.owner_key(&c.owner, "");
+        let mut key = self.owner_key(&owner, "");
         let base = key.len();
         for suffix in COMMIT_KEYS {
             key.truncate(base);
             key.push_str(suffix);
             cmd.arg(key.as_str());
         }
-        // The message's unique id, as this bus read it with the message (see `UniqueIds`);
-        // empty for a message it did not read: the script reads it itself.
-        let mid = match &c.ack {
-            Some(id) => {
-                key.truncate(base);
-                key.push('q');
-                self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&key, id).unwrap_or_default()
-            }
-            None => String::new(),
-        };
-        cmd.arg(c.ack.as_deref().unwrap_or_default()).arg(&mid).arg(now_ms()).arg(&tag);
-        match c.fence {
+        // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
+        let n = commits.len() as u64;
+        let before = self.commits.fetch_add(n, Ordering::Relaxed);
+        let trim = before.is_multiple_of(TRIM_EVERY) || before / TRIM_EVERY != (before + n - 1) / TRIM_EVERY;
+        cmd.arg(now_ms()).arg(&tag);
+        match fence {
             Some(token) => cmd.arg(token),
             None => cmd.arg(""),
         };
-        cmd.arg(c.writes.len());
-        for (key, value) in &c.writes {
-            match value {
-                Some(v) => cmd.arg(key).arg("s").arg(v.as_slice()),
-                None => cmd.arg(key).arg("d").arg(""),
+        cmd.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
+        cmd.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES).arg(crate::MAX_HOST_REQUESTS);
+        cmd.arg(self.direct_sends_may_repeat()).arg(n);
+        key.truncate(base);
+        key.push('q');
+        for c in &commits {
+            // The message's unique id, as this bus read it with the message (see
+            // `UniqueIds`); empty for a message it did not read: the script reads it itself.
+            let mid = match &c.ack {
+                Some(id) => {
+                    self.unique_ids.lock().unwrap_or_else(|e| e.into_inner()).take(&key, id).unwrap_or_default()
+                }
+                None => String::new(),
+            };
+            cmd.arg(c.ack.as_deref().unwrap_or_default()).arg(&mid);
+            cmd.arg(c.writes.len());
+            for (key, value) in &c.writes {
+                match value {
+                    Some(v) => cmd.arg(key).arg("s").arg(v.as_slice()),
+                    None => cmd.arg(key).arg("d").arg(""),
+                };
+            }
+            cmd.arg(c.sends.len());
+            for s in &c.sends {
+                let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
+                cmd.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender).arg(s.hops);
+            }
+            cmd.arg(c.pushes.len());
+            for frame in &c.pushes {
+                cmd.arg(frame.as_slice());
+            }
+            match &c.request {
+                Some(r) => cmd.arg(&r.key).arg(r.attempt).arg(r.outcome.as_slice()),
+                None => cmd.arg("").arg("").arg(""),
             };
         }
-        cmd.arg(c.sends.len());
-        for s in &c.sends {
-            let sender = s.sender.as_ref().map(Address::tag).unwrap_or_default();
-            cmd.arg(s.to.tag()).arg(&s.kind).arg(s.body.as_slice()).arg(sender).arg(s.hops);
-        }
-        // The stream and the seen set are trimmed by one commit in `TRIM_EVERY`.
-        let trim = self.commits.fetch_add(1, Ordering::Relaxed).is_multiple_of(TRIM_EVERY);
-        cmd.arg(SEEN_RETENTION_MS).arg(if trim { "1" } else { "" });
-        cmd.arg(c.pushes.len());
-        for frame in &c.pushes {
-            cmd.arg(frame.as_slice());
-        }
-        match &c.request {
-            Some(r) => cmd.arg(&r.key).arg(r.attempt).arg(r.outcome.as_slice()),
-            None => cmd.arg("").arg("").arg(""),
-        };
-        cmd.arg(crate::MAX_REQUESTS).arg(crate::MAX_UNACKED_PUSHES).arg(crate::MAX_HOST_REQUESTS);
-        cmd.arg(self.direct_sends_may_repeat());
         let mut conn = self.conn.clone();
-        let result: redis::RedisResult<String> = match cmd.query_async(&mut conn).await {
+        let result: redis::RedisResult<Vec<String>> = match cmd.query_async(&mut conn).await {
             // A server that lost its scripts (restarted, flushed) learns this one again;
             // the EVALSHA it refused ran nothing.
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
@@ -303,40 +323,40 @@ impl RedisBus {
             }
             result => result,
         };
-        let mut receipt = Receipt::default();
-        match result {
-            // A relayed copy of a message already applied: acknowledged, nothing applied.
-            // The caller must not apply the effects it computed either.
-            Ok(reply) if reply == "DUPLICATE" => {
-                return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
-            }
-            Ok(reply) if reply == "APPLIED" || reply == "VOID" => {
-                let key = c.request.map(|r| r.key).unwrap_or_default();
-                return Err(BusError::RequestDecided { owner: tag, key, applied: reply == "APPLIED" });
-            }
-            Ok(reply) => {
-                if let Some(n) = reply.strip_prefix("OK:") {
-                    receipt.last_push = n.parse().unwrap_or(0);
-                }
-            }
-            Err(e) if e.to_string().contains("NOTPENDING") => {
-                return Err(BusError::NotPending { queue: tag, id: c.ack.unwrap_or_default() });
-            }
+        let statuses = match result {
+            Ok(statuses) => statuses,
             Err(e) if e.to_string().contains("STALE") => {
-                return Err(BusError::StaleOwner { owner: tag, token: c.fence.unwrap_or_default() });
+                return vec![Err(BusError::StaleOwner { owner: tag, token: fence.unwrap_or_default() })];
             }
-            Err(e) => return Err(unavailable(e)),
+            Err(e) => return vec![Err(unavailable(e))],
+        };
+        let mut sent = false;
+        let mut results = Vec::with_capacity(statuses.len());
+        for (c, status) in commits.into_iter().zip(statuses) {
+            let ack = || c.ack.clone().unwrap_or_default();
+            results.push(match status.as_str() {
+                // A relayed copy of a message already applied: acknowledged, nothing
+                // applied. The caller must not apply the effects it computed either.
+                "DUPLICATE" | "NOTPENDING" => Err(BusError::NotPending { queue: tag.clone(), id: ack() }),
+                "APPLIED" | "VOID" => {
+                    let key = c.request.map(|r| r.key).unwrap_or_default();
+                    Err(BusError::RequestDecided { owner: tag.clone(), key, applied: status == "APPLIED" })
+                }
+                ok => {
+                    sent |= !c.sends.is_empty();
+                    let last_push = ok.strip_prefix("OK:").and_then(|n| n.parse().ok()).unwrap_or(0);
+                    Ok(Receipt { last_push })
+                }
+            });
         }
         // What an earlier owner left in the outbox is relayed when a new owner takes the
-        // queue over (`read_pending`); here, only when this commit sent something. The
-        // commit is done either way: a relay that fails is finished by the next commit
-        // that sends, or by the next owner, so it is not the commit's failure.
-        if !c.sends.is_empty()
-            && let Err(e) = self.relay(&c.owner).await
-        {
-            tracing::warn!(owner = %c.owner.tag(), error = %e, "outbox not relayed yet; the next send relays it");
+        // queue over (`read_pending`); here, only when a commit sent something. The commits
+        // are done either way: a relay that fails is finished by the next commit that
+        // sends, or by the next owner, so it is not theirs to fail.
+        if sent && let Err(e) = self.relay(&owner).await {
+            tracing::warn!(owner = %tag, error = %e, "outbox not relayed yet; the next send relays it");
         }
-        Ok(receipt)
+        results
     }
 
     /// `"1"` when a direct send may arrive twice — on a cluster, whose client sends a
@@ -433,7 +453,7 @@ impl RedisBus {
     }
 }
 
-/// The owner's keys COMMIT_LUA is given, in order (see [`RedisBus::commit`]).
+/// The owner's keys COMMIT_LUA is given, in order (see [`RedisBus::commit_all`]).
 const COMMIT_KEYS: [&str; 12] =
     ["q", "s", "o", "seen", "seq", "lease", "n", "push", "pseq", "done", "doneat", "hostat"];
 

@@ -23,105 +23,126 @@ macro_rules! record_request_lua {
     };
 }
 
-/// Commits a handler's effects atomically on the owner's slot. See `commit` for ARGV.
+/// Commits a run of handlers' effects on one owner's slot, in order, each atomically
+/// (see `commit_all` for ARGV): one script call for a read batch's messages.
 ///
-/// In order: the fence (refused whole if stale); the ack, which is also the check that
-/// the message is still pending (nothing is written before it); for a relayed message,
-/// the duplicate check; the state writes and the outbox; the pushes (each with the owner's
-/// next sequence number, the log capped to its newest); the request's outcome, kept in the
-/// owner's window of requests (a request already applied, or this attempt declared void,
-/// is refused before anything is written); then, in one commit in
-/// [`TRIM_EVERY`], the trim of acknowledged entries (kept until then rather than deleted one
-/// by one: deleting an entry walks its stream node, which cost more than the rest of the
-/// commit) and of expired seen ids. Direct sends (`x/...` ids) are never relayed, so never
-/// arrive twice: only relayed ids are looked up and recorded.
+/// First the fence, once (the whole run is refused if stale). Then for each commit, in
+/// order: the ack, which is also the check that the message is still pending (nothing of
+/// the commit is written before it); for a relayed message, the duplicate check; the state
+/// writes and the outbox; the pushes (each with the owner's next sequence number, the log
+/// capped to its newest); the request's outcome, kept in the owner's window of requests (a
+/// request already applied, or this attempt declared void, is refused before anything is
+/// written). The first commit refused ends the run: the later ones were computed on the
+/// state it would have left, so they are not tried (their messages stay pending). Then, if
+/// asked (one commit in [`TRIM_EVERY`]), the trim of acknowledged entries (kept until then
+/// rather than deleted one by one: deleting an entry walks its stream node, which cost more
+/// than the rest of the commit) and of expired seen ids. Direct sends (`x/...` ids) are
+/// never relayed, so never arrive twice: only relayed ids are looked up and recorded.
+///
+/// Returns one status a commit tried: `OK`, `OK:<last push number>`, or the refusal that
+/// ended the run — `NOTPENDING`, `DUPLICATE` (a relayed copy: acknowledged, nothing
+/// applied), `APPLIED` or `VOID` (the request was decided before).
 pub(super) const COMMIT_LUA: &str = concat!(
     r#"
 local q, state, outbox, seen, seq, lease, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local push, pseq, done, doneat, hostat = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local ack, mid, now, owner, fence = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
--- Where each part of ARGV starts, before anything is written.
-local i = 6
-local writes = tonumber(ARGV[i]); local wstart = i + 1; i = i + 1 + 3 * writes
-local sends = tonumber(ARGV[i]); local sstart = i + 1; i = i + 1 + 5 * sends
-local retention, trim = tonumber(ARGV[i]), ARGV[i + 1]; i = i + 2
-local pushes = tonumber(ARGV[i]); local pstart = i + 1; i = i + 1 + pushes
-local rkey, rattempt, routcome, maxreq, maxpush = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
-local maxhost, direct = tonumber(ARGV[i + 5]), ARGV[i + 6]
+local now, owner, fence, retention, trim = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local maxreq, maxpush, maxhost, direct = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local count = tonumber(ARGV[10])
 if fence ~= '' then
   local held = redis.call('GET', lease)
   if not held or string.match(held, '^%S+ (%d+)$') ~= fence then return redis.error_reply('STALE') end
 end
--- A request decided before is refused whole: applied already, or this attempt declared void.
-if rkey ~= '' then
-  local v = redis.call('HGET', done, rkey)
-  if v then
-    if string.sub(v, 1, 5) ~= 'void:' then return 'APPLIED' end
-    if string.find(v, ',' .. rattempt .. ',', 1, true) then return 'VOID' end
-  end
-end
-if ack ~= '' then
-  -- The unique id the acknowledged message carries (field 'm'): given by the bus that
-  -- read the message, else read here.
-  if mid == '' then
-    local entry = redis.call('XRANGE', q, ack, ack)
-    if entry[1] then
-      local f = entry[1][2]
-      for k = 1, #f, 2 do
-        if f[k] == 'm' then mid = f[k + 1] end
-      end
+-- One commit whose arguments start at ARGV[i]: its status, and where the next one starts.
+local function commit(i)
+  local ack, mid = ARGV[i], ARGV[i + 1]; i = i + 2
+  local writes = tonumber(ARGV[i]); local wstart = i + 1; i = i + 1 + 3 * writes
+  local sends = tonumber(ARGV[i]); local sstart = i + 1; i = i + 1 + 5 * sends
+  local pushes = tonumber(ARGV[i]); local pstart = i + 1; i = i + 1 + pushes
+  local rkey, rattempt, routcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  -- A request decided before is refused whole: applied already, or this attempt declared void.
+  if rkey ~= '' then
+    local v = redis.call('HGET', done, rkey)
+    if v then
+      if string.sub(v, 1, 5) ~= 'void:' then return 'APPLIED', i end
+      if string.find(v, ',' .. rattempt .. ',', 1, true) then return 'VOID', i end
     end
   end
-  -- The ack is the pending check, before anything is written: a message no longer
-  -- pending was committed already and is refused whole.
-  if redis.call('XACK', q, 'g', ack) == 0 then return redis.error_reply('NOTPENDING') end
-  redis.call('DECR', backlog)
-end
--- Only a message relayed from an outbox (an id other than 'x/...') can arrive twice on
--- one Redis, so only those are looked up and remembered; on a cluster, whose client sends
--- a timed-out command again, direct sends too (`direct`).
-local relayed = nil
-if mid ~= '' and (direct == '1' or string.sub(mid, 1, 2) ~= 'x/') then relayed = mid end
-if relayed and redis.call('ZSCORE', seen, relayed) then
-  redis.call('XDEL', q, ack)
-  return 'DUPLICATE'
-end
-for w = wstart, wstart + 3 * (writes - 1), 3 do
-  if ARGV[w + 1] == 's' then
-    redis.call('HSET', state, ARGV[w], ARGV[w + 2])
-  else
-    redis.call('HDEL', state, ARGV[w])
+  if ack ~= '' then
+    -- The unique id the acknowledged message carries (field 'm'): given by the bus that
+    -- read the message, else read here.
+    if mid == '' then
+      local entry = redis.call('XRANGE', q, ack, ack)
+      if entry[1] then
+        local f = entry[1][2]
+        for k = 1, #f, 2 do
+          if f[k] == 'm' then mid = f[k + 1] end
+        end
+      end
+    end
+    -- The ack is the pending check, before anything is written: a message no longer
+    -- pending was committed already and is refused whole.
+    if redis.call('XACK', q, 'g', ack) == 0 then return 'NOTPENDING', i end
+    redis.call('DECR', backlog)
   end
-end
-if sends > 0 then
-  local n = redis.call('INCR', seq)
-  for s = 1, sends do
-    local a = sstart + 5 * (s - 1)
-    redis.call('XADD', outbox, '*', 'to', ARGV[a], 'k', ARGV[a + 1], 'b', ARGV[a + 2], 'f', ARGV[a + 3],
-      'h', ARGV[a + 4], 'm', owner .. '/' .. n .. '/' .. s)
+  -- Only a message relayed from an outbox (an id other than 'x/...') can arrive twice on
+  -- one Redis, so only those are looked up and remembered; on a cluster, whose client
+  -- sends a timed-out command again, direct sends too (`direct`).
+  local relayed = nil
+  if mid ~= '' and (direct == '1' or string.sub(mid, 1, 2) ~= 'x/') then relayed = mid end
+  if relayed and redis.call('ZSCORE', seen, relayed) then
+    redis.call('XDEL', q, ack)
+    return 'DUPLICATE', i
   end
-end
-local last = 0
-for p = pstart, pstart + pushes - 1 do
-  last = redis.call('INCR', pseq)
-  redis.call('XADD', push, 'MAXLEN', '~', maxpush, last .. '-1', 'f', ARGV[p])
-end
-if relayed then redis.call('ZADD', seen, now, relayed) end
-if rkey ~= '' then
-  redis.call('HSET', done, rkey, routcome)
+  for w = wstart, wstart + 3 * (writes - 1), 3 do
+    if ARGV[w + 1] == 's' then
+      redis.call('HSET', state, ARGV[w], ARGV[w + 2])
+    else
+      redis.call('HDEL', state, ARGV[w])
+    end
+  end
+  if sends > 0 then
+    local n = redis.call('INCR', seq)
+    for s = 1, sends do
+      local a = sstart + 5 * (s - 1)
+      redis.call('XADD', outbox, '*', 'to', ARGV[a], 'k', ARGV[a + 1], 'b', ARGV[a + 2], 'f', ARGV[a + 3],
+        'h', ARGV[a + 4], 'm', owner .. '/' .. n .. '/' .. s)
+    end
+  end
+  local last = 0
+  for p = pstart, pstart + pushes - 1 do
+    last = redis.call('INCR', pseq)
+    redis.call('XADD', push, 'MAXLEN', '~', maxpush, last .. '-1', 'f', ARGV[p])
+  end
+  if relayed then redis.call('ZADD', seen, now, relayed) end
+  if rkey ~= '' then
+    redis.call('HSET', done, rkey, routcome)
 "#,
     record_request_lua!(),
     r#"
+  end
+  if last > 0 then return 'OK:' .. last, i end
+  return 'OK', i
 end
-if ack ~= '' and trim == '1' then
-  -- Every entry older than the oldest one pending (or than this one, if none is) was
-  -- delivered and acknowledged: whole stream nodes of them go.
+local out = {}
+local acked = nil
+local i = 11
+for c = 1, count do
+  local ack = ARGV[i]
+  local status
+  status, i = commit(i)
+  table.insert(out, status)
+  if string.sub(status, 1, 2) ~= 'OK' then break end
+  if ack ~= '' then acked = ack end
+end
+if acked and trim == '1' then
+  -- Every entry older than the oldest one pending (or than the last acknowledged, if none
+  -- is) was delivered and acknowledged: whole stream nodes of them go.
   local oldest = redis.call('XPENDING', q, 'g', '-', '+', 1)[1]
-  redis.call('XTRIM', q, 'MINID', '~', oldest and oldest[1] or ack)
+  redis.call('XTRIM', q, 'MINID', '~', oldest and oldest[1] or acked)
   redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - retention)
 end
-if last > 0 then return 'OK:' .. last end
-return 'OK'
+return out
 "#
 );
 

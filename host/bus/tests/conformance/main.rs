@@ -9,6 +9,7 @@ use warren_bus::{Address, Bus, BusError, Commit, Outbound, RedisOptions};
 use warren_testkit::{RedisCluster, RedisServer};
 
 mod accounts;
+mod commit_all;
 mod coordination;
 mod pushes;
 mod redis_only;

@@ -162,6 +162,10 @@ async fn serve_group<W: Grouped>(mut q: OwnedQueue<W>, drain: watch::Receiver<bo
 impl<W: Grouped> Occupant<W> for GroupWorker {
     type Event = ();
 
+    fn target(&self, d: &Delivery) -> Option<Target> {
+        W::target(&d.envelope.to)
+    }
+
     async fn route(&mut self, d: &Delivery, _: &mut OwnedQueue<W>) -> Routed {
         match W::target(&d.envelope.to) {
             Some(target) => Routed::Handle(target),

@@ -98,6 +98,15 @@ pub trait Occupant<W: World>: Send {
         async { Ok(()) }
     }
 
+    /// The target of a message the occupant has nothing to do with itself, known from the
+    /// message alone (a message for a player's or a guild's logic); `None` sends it to
+    /// [`Occupant::route`]. The policy settles such messages one after another and commits
+    /// them together, before it tells the occupant of any ([`Occupant::settled`]).
+    fn target(&self, d: &Delivery) -> Option<Target> {
+        let _ = d;
+        None
+    }
+
     /// Maps a message to its target, or handles a host message itself.
     fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<W>) -> impl Future<Output = Routed> + Send;
 

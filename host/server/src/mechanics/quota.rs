@@ -233,6 +233,12 @@ impl SendBudget {
 pub struct Admission {
     budget: SendBudget,
     backlogs: HashMap<Address, (u64, Instant)>,
+    /// Messages admitted per destination queue whose commits have not landed yet (a read
+    /// batch's, committed together): a backlog read from the bus does not count them.
+    uncommitted: HashMap<Address, u64>,
+    /// The owner's pushes to itself go to its push log, not through its queue (a player's
+    /// session, see `OwnedQueue::log_replies`): they count against the send rate only.
+    pub logs_own_pushes: bool,
     /// The last account id known to exist: player ids up to it are players.
     players_known: u64,
 }
@@ -243,13 +249,15 @@ const BACKLOG_FRESH: std::time::Duration = std::time::Duration::from_millis(100)
 impl Admission {
     /// Checks what a call sends against the quotas: the sender's rate, and the backlog of
     /// each destination queue. `Some(reason)` refuses the call. A backlog that cannot be
-    /// read admits the call (the commit meets the same outage and is retried).
+    /// read admits the call (the commit meets the same outage and is retried). `leaving`:
+    /// the messages of `own_queue` handled whose acks are not committed yet, the one being
+    /// handled included — they leave the queue with their commits.
     pub async fn admit(
         &mut self,
         bus: &Bus,
         quotas: Quotas,
         own_queue: &Address,
-        handling: bool,
+        leaving: u64,
         entity: &Address,
         effects: &Effects,
     ) -> Option<String> {
@@ -272,10 +280,14 @@ impl Admission {
         }
         // Messages per destination queue (a guild's queue is its group's).
         let mut per_queue: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
-        let tos =
-            effects.sends.iter().map(|s| to_bus(&s.to)).chain(effects.pushes.iter().map(|(p, _)| Address::Player(*p)));
-        for to in tos {
-            *per_queue.entry(bus.queue_of(&to)).or_default() += 1;
+        for s in &effects.sends {
+            *per_queue.entry(bus.queue_of(&to_bus(&s.to))).or_default() += 1;
+        }
+        for (p, _) in &effects.pushes {
+            let queue = bus.queue_of(&Address::Player(*p));
+            if !(self.logs_own_pushes && queue == *own_queue) {
+                *per_queue.entry(queue).or_default() += 1;
+            }
         }
         let stale: Vec<Address> = per_queue
             .keys()
@@ -294,7 +306,8 @@ impl Admission {
                         self.backlogs.clear();
                     }
                     for (queue, waiting) in stale.into_iter().zip(read) {
-                        self.backlogs.insert(queue, (waiting, now));
+                        let unsent = self.uncommitted.get(&queue).copied().unwrap_or(0);
+                        self.backlogs.insert(queue, (waiting + unsent, now));
                     }
                 }
                 Err(e) => {
@@ -306,8 +319,7 @@ impl Admission {
         for (queue, n) in &per_queue {
             let cap = quotas.queue_cap(queue);
             let Some((waiting, _)) = self.backlogs.get(queue) else { continue };
-            // The message being handled leaves this queue with the commit.
-            let leaving = u64::from(handling && queue == own_queue);
+            let leaving = if queue == own_queue { leaving } else { 0 };
             if waiting.saturating_sub(leaving) + n > cap {
                 return Some(format!(
                     "{} has {waiting} messages waiting, the most its queue takes: try again later",
@@ -319,8 +331,15 @@ impl Admission {
             if let Some((waiting, _)) = self.backlogs.get_mut(&queue) {
                 *waiting += n;
             }
+            *self.uncommitted.entry(queue).or_default() += n;
         }
         None
+    }
+
+    /// The calls admitted so far were committed (or failed): the bus's backlogs count
+    /// what they sent from now on.
+    pub fn committed(&mut self) {
+        self.uncommitted.clear();
     }
 }
 

@@ -444,6 +444,12 @@ impl Occupant<Baseapp> for Session<'_> {
         Ok(())
     }
 
+    /// Every message of a kind not the host's own is the player's logic's.
+    fn target(&self, d: &Delivery) -> Option<Target> {
+        let host_kind = d.envelope.kind == CLIENT_FRAME || d.envelope.kind == KICK;
+        (!host_kind).then(|| Target::whole(Address::Player(self.player)))
+    }
+
     /// Frames for the client and kicks are the host's own; everything else is the
     /// player's logic's.
     async fn route(&mut self, d: &Delivery, q: &mut OwnedQueue<Baseapp>) -> Routed {

@@ -19,19 +19,22 @@
 //! entity ([`Target`]), the messages the host handles itself, what to do with an outcome,
 //! and its own events (a client socket, a drain signal, a tick).
 
-use crate::mechanics::deliver::{self, Verdict};
 use crate::mechanics::doorbell::{Doorbells, Sweep, Watch};
 pub use crate::mechanics::handles::Handles;
 use crate::mechanics::lease::Held;
-use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, emit_logs, from_bus, outbound};
+use crate::mechanics::logic::{CLIENT_FRAME, LogicPool, emit_logs, outbound};
 pub use crate::mechanics::occupant::{Control, Ended, Occupant, Routed, Settled, Target};
 use crate::mechanics::quota::{Admission, CallTime, Heat};
+pub use occupy::occupy;
+mod occupy;
+mod staged;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use warren_bus::{Address, Bus, BusError, Commit, Delivery, EntityState, MessageId, Receipt, Request};
-use warren_runtime::{CallEnv, CallError, CallResult, Effects, Instance, Message, World};
+use warren_runtime::{CallEnv, CallError, CallResult, Effects, Instance, World};
 
 /// The first wait after the message center failed; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -77,6 +80,10 @@ pub struct OwnedQueue<W: World> {
     /// A commit's answer was lost since the occupant last asked ([`OwnedQueue::take_unsure`]):
     /// it may have landed, pushes and all.
     unsure: bool,
+    /// Messages handled whose commits wait to go in one trip ([`OwnedQueue::flush`]).
+    staged: Vec<staged::Staged>,
+    /// What became of the messages settled, not yet told to the occupant, in order.
+    outcomes: Vec<(Delivery, Settled)>,
 }
 
 impl<W: World> OwnedQueue<W> {
@@ -107,6 +114,8 @@ impl<W: World> OwnedQueue<W> {
             heat: Heat::default(),
             replies_are_pushes: false,
             unsure: false,
+            staged: Vec::new(),
+            outcomes: Vec::new(),
         }
     }
 
@@ -122,6 +131,7 @@ impl<W: World> OwnedQueue<W> {
     /// screen, once, without a trip through the player's own queue).
     pub fn log_replies(&mut self) {
         self.replies_are_pushes = true;
+        self.admission.logs_own_pushes = true;
     }
 
     /// The queue.
@@ -202,11 +212,13 @@ impl<W: World> OwnedQueue<W> {
             self.state = Some(view);
         }
         // A call whose sends break a quota fails as a refusal would: nothing is committed,
-        // and the reason reaches the player.
+        // and the reason reaches the player. The message handled, and those staged before
+        // it, leave the queue with their commits.
+        let leaving = if self.handling { 1 + self.staged.len() as u64 } else { 0 };
         match result {
             Ok(effects) => match self
                 .admission
-                .admit(&self.bus, self.logic.sandbox.quotas, &self.queue, self.handling, &target.entity, &effects)
+                .admit(&self.bus, self.logic.sandbox.quotas, &self.queue, leaving, &target.entity, &effects)
                 .await
             {
                 None => Ok(effects),
@@ -264,33 +276,44 @@ impl<W: World> OwnedQueue<W> {
         pushes: Vec<Vec<u8>>,
         request: Option<Request>,
     ) -> Result<Receipt, BusError> {
-        let writes: Vec<_> = effects.writes.iter().map(|(k, v)| (format!("{}{k}", target.prefix), v.clone())).collect();
+        let commit = self.commit_of(target, effects, ack, hops, pushes, request);
+        let writes = commit.writes.clone();
+        let committed = self.bus.commit(commit).await;
+        self.admission.committed();
+        let receipt = match committed {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                self.state = None;
+                self.unsure |= !refused(&e);
+                return Err(e);
+            }
+        };
+        self.cache(writes);
+        emit_logs(&target.entity, effects);
+        Ok(receipt)
+    }
+
+    /// The fenced commit of a call's effects on `target` (see [`OwnedQueue::commit_caused`]).
+    fn commit_of(
+        &self,
+        target: &Target,
+        effects: &Effects,
+        ack: Option<MessageId>,
+        hops: u32,
+        pushes: Vec<Vec<u8>>,
+        request: Option<Request>,
+    ) -> Commit {
+        let writes = effects.writes.iter().map(|(k, v)| (format!("{}{k}", target.prefix), v.clone())).collect();
         let mut sends = outbound(&target.entity, effects, hops);
         if !pushes.is_empty() {
             // The owner's pushes to itself are in `pushes` already.
             sends.retain(|s| !(s.to == self.queue && s.kind == CLIENT_FRAME));
         }
-        let commit = Commit {
-            owner: self.queue.clone(),
-            writes: writes.clone(),
-            sends,
-            ack,
-            fence: Some(self.held.token()),
-            pushes,
-            request,
-        };
-        let receipt = match self.bus.commit(commit).await {
-            Ok(receipt) => receipt,
-            Err(e) => {
-                self.state = None;
-                let refused = matches!(
-                    e,
-                    BusError::StaleOwner { .. } | BusError::NotPending { .. } | BusError::RequestDecided { .. }
-                );
-                self.unsure |= !refused;
-                return Err(e);
-            }
-        };
+        Commit { owner: self.queue.clone(), writes, sends, ack, fence: Some(self.held.token()), pushes, request }
+    }
+
+    /// Applies committed (or staged) state writes to the cached state, if any.
+    fn cache(&mut self, writes: Vec<(String, Option<Vec<u8>>)>) {
         if let Some(state) = self.state.as_mut() {
             for (key, value) in writes {
                 match value {
@@ -299,8 +322,6 @@ impl<W: World> OwnedQueue<W> {
                 };
             }
         }
-        emit_logs(&target.entity, effects);
-        Ok(receipt)
     }
 
     /// Whether a call's effects change nothing the bus holds — no state write, no message,
@@ -335,67 +356,6 @@ impl<W: World> OwnedQueue<W> {
     pub async fn ack(&mut self, id: MessageId) -> Result<(), BusError> {
         let commit = Commit { fence: Some(self.held.token()), ..Commit::ack_only(self.queue.clone(), id) };
         self.bus.commit(commit).await.map(|_| ())
-    }
-
-    /// Settles one message for `target` by the one policy (see the module docs).
-    pub async fn settle(&mut self, d: &Delivery, target: &Target) -> Settled
-    where
-        W: Handles,
-    {
-        let env = CallEnv { now_ms: d.envelope.now_ms, seed: d.envelope.seed };
-        // Named in every log line about this message's faults (written only for one): what
-        // it was, for whom, and which module handled it.
-        let (logic, e) = (self.logic.clone(), &d.envelope);
-        let what = std::fmt::from_fn(|f| {
-            write!(f, "{} for {} (role {}, module {})", e.kind, target.entity.tag(), W::NAME, logic.module_digest())
-        });
-        if let Err(e) = self.load().await {
-            // Not the handler's doing: the message stays pending, never refused.
-            tracing::warn!(queue = %self.queue.tag(), id = %d.id, error = %e, "cannot load the state; the message stays pending");
-            return self.failed(e);
-        }
-        // Each try borrows the cached state; `deliver::handle` wants a closure per try.
-        let this = tokio::sync::Mutex::new(&mut *self);
-        let verdict = deliver::handle(&what, d.attempts, || async {
-            let m =
-                Message { sender: e.sender.as_ref().and_then(from_bus), kind: e.kind.clone(), body: e.body.clone() };
-            let to = target.entity.clone();
-            let mut q = this.lock().await;
-            q.handling = true;
-            let result = q.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await;
-            q.handling = false;
-            result
-        })
-        .await;
-        let (result, outcome) = match verdict {
-            Verdict::Done(effects) => {
-                let pushes = if self.replies_are_pushes { screen_frames(&self.queue, &effects) } else { Vec::new() };
-                let r =
-                    self.commit_caused(target, &effects, Some(d.id.clone()), d.envelope.hops + 1, pushes, None).await;
-                match r {
-                    Ok(receipt) => (Ok(()), Settled::Done(effects, receipt)),
-                    Err(e) => (Err(e), Settled::Retry),
-                }
-            }
-            Verdict::Refused(reason) => (self.ack(d.id.clone()).await, Settled::Refused(reason)),
-            Verdict::Dead(error) => (self.bus.dead_letter(&self.queue, d, &error).await, Settled::Dead),
-        };
-        match result {
-            Ok(()) => {
-                self.backoff = FIRST_BACKOFF;
-                outcome
-            }
-            Err(BusError::NotPending { .. }) => {
-                // Committed before: what was cached may lag behind what was committed.
-                tracing::warn!(queue = %self.queue.tag(), id = %d.id, "message already committed");
-                self.state = None;
-                Settled::Duplicate
-            }
-            Err(e) => {
-                tracing::warn!(queue = %self.queue.tag(), id = %d.id, error = %e, "not committed; the message stays pending");
-                self.failed(e)
-            }
-        }
     }
 
     /// Sets a message aside as a dead letter with `error`, without calling any handler.
@@ -471,122 +431,16 @@ impl<W: World> OwnedQueue<W> {
     }
 }
 
+/// Whether a commit's error is a refusal — it was not applied — rather than an answer
+/// lost (it may have been).
+fn refused(e: &BusError) -> bool {
+    matches!(e, BusError::StaleOwner { .. } | BusError::NotPending { .. } | BusError::RequestDecided { .. })
+}
+
 /// The frames a call of player `owner`'s own handler puts on that player's screen, in
 /// order: its replies, then its pushes to the player itself.
 pub fn screen_frames(owner: &Address, effects: &Effects) -> Vec<Vec<u8>> {
     let mine = |p: &u64| *owner == Address::Player(*p);
     let pushed = effects.pushes.iter().filter(|(p, _)| mine(p)).map(|(_, f)| f.clone());
     effects.replies.iter().cloned().chain(pushed).collect()
-}
-
-/// How many messages of one batch are settled between two looks at the occupant's events.
-const EVENTS_EVERY: usize = 16;
-
-/// Handles the occupant's next event if one is ready, without waiting.
-async fn poll_event<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O) -> Control {
-    let ready = tokio::select! {
-        biased;
-        event = o.event() => Some(event),
-        () = std::future::ready(()) => None,
-    };
-    match ready {
-        Some(event) => o.on_event(event, q).await,
-        None => Control::Continue,
-    }
-}
-
-/// Serves `q` for `o` until the occupant stops or the lease is lost. Queue reads happen
-/// outside the `select!`, so none is ever dropped half-done.
-pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O) -> Ended {
-    // Messages a previous owner took but did not finish come first.
-    let mut due = true;
-    loop {
-        if o.idle(q).await == Control::Stop {
-            return Ended::Stopped;
-        }
-        if q.held.is_lost() {
-            return Ended::Lost;
-        }
-        if due && q.retry_at.is_none() {
-            due = false;
-            let mut batch = match q.take().await {
-                Ok((batch, more)) => {
-                    due = more;
-                    batch
-                }
-                Err(e) => {
-                    tracing::warn!(queue = %q.queue.tag(), error = %e, "cannot read the queue");
-                    q.back_off();
-                    continue;
-                }
-            };
-            if let Err(e) = o.taken(&mut batch, q).await {
-                tracing::warn!(queue = %q.queue.tag(), error = %e, "batch not settled; it stays pending");
-                if matches!(q.failed(e), Settled::Lost) {
-                    return Ended::Lost;
-                }
-                continue;
-            }
-            for (n, d) in batch.into_iter().enumerate() {
-                // A long batch (the pending messages taken over with a queue) does not keep
-                // the occupant's own events (the client's first frame) waiting to its end.
-                if n > 0 && n % EVENTS_EVERY == 0 && poll_event(q, o).await == Control::Stop {
-                    return Ended::Stopped;
-                }
-                let max_hops = q.logic.sandbox.quotas.max_hops;
-                let outcome = if d.envelope.hops >= max_hops {
-                    // A storm of messages causing one another stops here, whatever the
-                    // module does with them.
-                    let error = format!(
-                        "message chain too long: {} messages before this one caused one another, the limit is {max_hops}",
-                        d.envelope.hops
-                    );
-                    Some(q.set_aside(&d, &error).await)
-                } else {
-                    match o.route(&d, q).await {
-                        Routed::Done => None,
-                        Routed::Handle(target) => Some(q.settle(&d, &target).await),
-                        Routed::Misaddressed(error) => Some(q.set_aside(&d, &error).await),
-                        Routed::Outcome(outcome) => Some(outcome),
-                    }
-                };
-                match outcome {
-                    Some(Settled::Lost) => return Ended::Lost,
-                    Some(Settled::Retry) => break,
-                    Some(outcome) => o.settled(&d, outcome).await,
-                    None => {}
-                }
-                if o.idle(q).await == Control::Stop {
-                    return Ended::Stopped;
-                }
-                if q.claim {
-                    // Something failed to be acknowledged: take the pending ones again.
-                    due = true;
-                    break;
-                }
-            }
-            // However long the queue, the occupant's own events (a client's frame or
-            // disconnect, a room's tick) are looked at between two batches.
-            if due && poll_event(q, o).await == Control::Stop {
-                return Ended::Stopped;
-            }
-            continue;
-        }
-        let retry_at = q.retry_at;
-        tokio::select! {
-            _ = q.held.lost() => return Ended::Lost,
-            _ = q.watch.rung() => due = true,
-            claim = q.sweep.tick() => {
-                due = true;
-                q.claim |= claim;
-            }
-            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                q.retry_at = None;
-                due = true;
-            }
-            event = o.event() => if o.on_event(event, q).await == Control::Stop {
-                return Ended::Stopped;
-            },
-        }
-    }
 }
