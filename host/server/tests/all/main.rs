@@ -12,6 +12,7 @@ mod edge_client;
 mod faults;
 mod game;
 mod gateway;
+mod player_queues;
 mod sandbox;
 mod screen;
 mod tls;

@@ -250,7 +250,8 @@ impl<W: World> OwnedQueue<W> {
         effects: &Effects,
         ack: Option<MessageId>,
     ) -> Result<Receipt, BusError> {
-        self.commit_caused(target, effects, ack, 0, Vec::new(), None).await
+        let commit = self.commit_of(target, effects, ack, 0, Vec::new(), None);
+        self.commit_now(target, effects, commit).await
     }
 
     /// [`OwnedQueue::commit`] of a client's request: its record goes with the effects, so
@@ -262,21 +263,13 @@ impl<W: World> OwnedQueue<W> {
         effects: &Effects,
         request: Request,
     ) -> Result<Receipt, BusError> {
-        self.commit_caused(target, effects, None, 0, Vec::new(), Some(request)).await
+        let commit = self.commit_of(target, effects, None, 0, Vec::new(), Some(request));
+        self.commit_now(target, effects, commit).await
     }
 
-    /// [`OwnedQueue::commit`] of a call's effects whose messages are `hops` deep, with
-    /// `pushes` for the owner's push log and the `request` it answers.
-    async fn commit_caused(
-        &mut self,
-        target: &Target,
-        effects: &Effects,
-        ack: Option<MessageId>,
-        hops: u32,
-        pushes: Vec<Vec<u8>>,
-        request: Option<Request>,
-    ) -> Result<Receipt, BusError> {
-        let commit = self.commit_of(target, effects, ack, hops, pushes, request);
+    /// Commits `commit`, made of a call's `effects` on `target` ([`OwnedQueue::commit_of`]),
+    /// now; the cached state follows it, or is dropped if it failed.
+    async fn commit_now(&mut self, target: &Target, effects: &Effects, commit: Commit) -> Result<Receipt, BusError> {
         let writes = commit.writes.clone();
         let committed = self.bus.commit(commit).await;
         self.admission.committed();
@@ -293,7 +286,9 @@ impl<W: World> OwnedQueue<W> {
         Ok(receipt)
     }
 
-    /// The fenced commit of a call's effects on `target` (see [`OwnedQueue::commit_caused`]).
+    /// The fenced commit of a call's effects on `target`, its messages `hops` deep, with
+    /// `pushes` for the owner's push log and the `request` it answers. For a call no
+    /// message caused (a client's frame, a login), its messages start a chain (`hops` 0).
     fn commit_of(
         &self,
         target: &Target,
