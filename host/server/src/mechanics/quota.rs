@@ -236,8 +236,9 @@ pub struct Admission {
     /// Messages admitted per destination queue whose commits have not landed yet (a read
     /// batch's, committed together): a backlog read from the bus does not count them.
     uncommitted: HashMap<Address, u64>,
-    /// The owner's pushes to itself go to its push log, not through its queue (a player's
-    /// session, see `OwnedQueue::log_replies`): they count against the send rate only.
+    /// The owner's pushes to itself from a queue message's handler go to its push log, not
+    /// through its queue (a player's session, see `OwnedQueue::log_replies`): they count
+    /// against the send rate only.
     pub logs_own_pushes: bool,
     /// The last account id known to exist: player ids up to it are players.
     players_known: u64,
@@ -285,7 +286,9 @@ impl Admission {
         }
         for (p, _) in &effects.pushes {
             let queue = bus.queue_of(&Address::Player(*p));
-            if !(self.logs_own_pushes && queue == *own_queue) {
+            // Only a queue message's handler logs them (`leaving`): a client frame's go
+            // through the queue.
+            if !(self.logs_own_pushes && leaving > 0 && queue == *own_queue) {
                 *per_queue.entry(queue).or_default() += 1;
             }
         }

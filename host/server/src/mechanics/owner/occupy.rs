@@ -38,7 +38,8 @@ enum Next {
 async fn report<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O, acted: bool) -> Next {
     q.flush().await;
     if q.outcomes.is_empty() && !acted {
-        return Next::Go;
+        // A message left pending (not tried, or not set aside) is taken again first.
+        return if q.claim { Next::Leave } else { Next::Go };
     }
     for (d, outcome) in std::mem::take(&mut q.outcomes) {
         match outcome {
@@ -137,7 +138,7 @@ pub async fn occupy<W: Handles, O: Occupant<W>>(q: &mut OwnedQueue<W>, o: &mut O
                     }
                     true
                 };
-                if matches!(next, Next::Go) && (acted || !q.outcomes.is_empty()) {
+                if matches!(next, Next::Go) && (acted || q.claim || !q.outcomes.is_empty()) {
                     next = report(q, o, acted).await;
                 }
                 if !matches!(next, Next::Go) {

@@ -72,8 +72,8 @@ impl<W: World> OwnedQueue<W> {
             }
             Verdict::Dead(error) => {
                 // Set aside only once what came before it landed: it ran on their state.
-                self.flush().await;
-                if self.outcomes.iter().all(|(_, o)| !matches!(o, Settled::Retry | Settled::Lost)) && !self.claim {
+                // Else it stays pending, and the queue is read again (`claim`).
+                if self.flush().await {
                     let outcome = match self.bus.dead_letter(&self.queue, &d, &error).await {
                         Ok(()) => self.settled_ok(Settled::Dead),
                         Err(e) => self.commit_failed(&d, e),
@@ -93,10 +93,11 @@ impl<W: World> OwnedQueue<W> {
     /// of each in `outcomes`. A refusal ends the run: the messages after it were handled
     /// over the state it would have left, so they are not committed and stay pending, and
     /// the queue's pending messages are taken again at the next read, over the committed
-    /// state. After any failure the cached state is dropped.
-    pub(super) async fn flush(&mut self) {
+    /// state. After any failure the cached state is dropped. Whether every staged commit
+    /// landed.
+    pub(super) async fn flush(&mut self) -> bool {
         if self.staged.is_empty() {
-            return;
+            return true;
         }
         let mut staged = std::mem::take(&mut self.staged);
         let commits = staged.iter_mut().map(|s| std::mem::replace(&mut s.commit, Commit::of(self.queue.clone())));
@@ -121,6 +122,7 @@ impl<W: World> OwnedQueue<W> {
             // Those not tried stay pending: take them again.
             self.claim = true;
         }
+        all_landed
     }
 
     fn settled_ok(&mut self, outcome: Settled) -> Settled {
