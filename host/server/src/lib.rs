@@ -11,11 +11,6 @@
 //! - [`role`]: the roles by name; [`config`]: configuration files; [`protocol`]: the
 //!   host's own client frames; [`web`]: the web client the baseapp serves at `/`.
 
-/// Every program built on Warren's hosts — the `warren` binary, its benches and tests —
-/// allocates with mimalloc: the hot paths make many small, short-lived buffers.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod config;
 pub mod mechanics;
 pub mod protocol;

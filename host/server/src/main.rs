@@ -185,6 +185,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,cranelift=warn,wasmtime=warn".into()),
         )
         .init();
+    warren::mechanics::memory::give_back_every(warren::mechanics::memory::GIVE_BACK_EVERY);
     match Cli::parse().command {
         Command::Baseapp { host, baseapp } => {
             let config = host.resolve(&baseapp)?;

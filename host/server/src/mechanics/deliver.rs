@@ -29,10 +29,7 @@ where
     loop {
         match call().await {
             Ok(effects) => return Verdict::Done(effects),
-            Err(CallError::Rejected(reason)) => {
-                tracing::info!(%what, %reason, "message refused by the script");
-                return Verdict::Refused(reason);
-            }
+            Err(CallError::Rejected(reason)) => return Verdict::Refused(reason),
             Err(fault) if attempts >= MAX_ATTEMPTS => {
                 tracing::error!(%what, error = %fault, attempts, "message dead-lettered");
                 return Verdict::Dead(fault.to_string());

@@ -10,6 +10,7 @@ pub mod handles;
 pub mod lease;
 pub mod live;
 pub mod logic;
+pub mod memory;
 pub mod net;
 pub mod occupant;
 pub mod owner;

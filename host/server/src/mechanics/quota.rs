@@ -5,6 +5,7 @@
 use crate::mechanics::logic::to_bus;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use warren_bus::{Address, Bus};
@@ -206,9 +207,11 @@ impl SendBudget {
     /// Buckets kept before the full ones are swept out.
     const SWEEP_AT: usize = 64;
 
-    /// Takes `n` tokens from `entity`'s bucket if it has them: `false` means the entity
-    /// sends faster than its quota, and the call must fail.
-    pub fn take(&mut self, quotas: &Quotas, entity: &Address, n: usize, now: Instant) -> bool {
+    /// Takes `n` tokens from `entity`'s bucket if it has them. `Err` means the entity
+    /// sends faster than its quota, and the call must fail: `Err(Some(wait))` when the
+    /// bucket will hold `n` after `wait`, `Err(None)` when it never will (`n` is more than
+    /// the burst).
+    pub fn take(&mut self, quotas: &Quotas, entity: &Address, n: usize, now: Instant) -> Result<(), Option<Duration>> {
         let (rate, burst) = (f64::from(quotas.sends_per_s), f64::from(quotas.sends_burst));
         let refill = |(tokens, at): (f64, Instant)| (tokens + now.duration_since(at).as_secs_f64() * rate).min(burst);
         if self.buckets.len() >= Self::SWEEP_AT {
@@ -219,10 +222,28 @@ impl SendBudget {
         let n = n as f64;
         if tokens < n {
             *bucket = (tokens, now);
-            return false;
+            let never = n > burst || rate <= 0.0;
+            return Err(if never { None } else { Duration::try_from_secs_f64((n - tokens) / rate).ok() });
         }
         *bucket = (tokens - n, now);
-        true
+        Ok(())
+    }
+}
+
+/// Why [`Admission::admit`] refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the player (or the log) is told.
+    pub reason: String,
+    /// The call broke only its entity's send rate, and the same sends would be admitted
+    /// after this wait (the entity's bucket holds enough by then). `None`: waiting would
+    /// not help (more than a burst at once, a full queue, an unknown player).
+    pub wait: Option<Duration>,
+}
+
+impl Refusal {
+    fn final_(reason: String) -> Refusal {
+        Refusal { reason, wait: None }
     }
 }
 
@@ -261,23 +282,24 @@ impl Admission {
         leaving: u64,
         entity: &Address,
         effects: &Effects,
-    ) -> Option<String> {
+    ) -> Option<Refusal> {
         let n = effects.sends.len() + effects.pushes.len();
         if n == 0 {
             return None;
         }
         if let Some(refused) = effects.sends.iter().find_map(|s| quotas.roles_off.refuses(&to_bus(&s.to))) {
-            return Some(refused);
+            return Some(Refusal::final_(refused));
         }
         if let Some(refused) = self.refuse_unknown_players(bus, effects).await {
-            return Some(refused);
+            return Some(Refusal::final_(refused));
         }
         let now = Instant::now();
-        if !self.budget.take(&quotas, entity, n, now) {
-            return Some(format!(
+        if let Err(wait) = self.budget.take(&quotas, entity, n, now) {
+            let reason = format!(
                 "sending too fast: at most {} messages a second (bursts of {})",
                 quotas.sends_per_s, quotas.sends_burst
-            ));
+            );
+            return Some(Refusal { reason, wait });
         }
         // Messages per destination queue (a guild's queue is its group's).
         let mut per_queue: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
@@ -324,10 +346,10 @@ impl Admission {
             let Some((waiting, _)) = self.backlogs.get(queue) else { continue };
             let leaving = if queue == own_queue { leaving } else { 0 };
             if waiting.saturating_sub(leaving) + n > cap {
-                return Some(format!(
+                return Some(Refusal::final_(format!(
                     "{} has {waiting} messages waiting, the most its queue takes: try again later",
                     describe(queue)
-                ));
+                )));
             }
         }
         for (queue, n) in per_queue {
@@ -391,18 +413,18 @@ fn describe(to: &Address) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_bucket_refills_at_its_rate_up_to_its_burst() {
         let q = Quotas { sends_per_s: 100, sends_burst: 10, ..Quotas::default() };
         let (mut b, p, t0) = (SendBudget::default(), Address::Player(1), Instant::now());
-        assert!(b.take(&q, &p, 10, t0), "a full bucket gives its burst");
-        assert!(!b.take(&q, &p, 1, t0), "then nothing at once");
-        assert!(b.take(&q, &p, 1, t0 + Duration::from_millis(10)), "one token after 10 ms at 100/s");
-        assert!(!b.take(&q, &p, 1, t0 + Duration::from_millis(10)));
-        assert!(!b.take(&q, &p, 11, t0 + Duration::from_secs(60)), "never more than the burst");
-        assert!(b.take(&q, &Address::Player(2), 10, t0), "each entity has its own bucket");
+        assert_eq!(b.take(&q, &p, 10, t0), Ok(()), "a full bucket gives its burst");
+        assert_eq!(b.take(&q, &p, 1, t0), Err(Some(Duration::from_millis(10))), "then one after 10 ms at 100/s");
+        assert_eq!(b.take(&q, &p, 4, t0), Err(Some(Duration::from_millis(40))), "four after 40 ms");
+        assert_eq!(b.take(&q, &p, 1, t0 + Duration::from_millis(10)), Ok(()), "one token after 10 ms");
+        assert!(b.take(&q, &p, 1, t0 + Duration::from_millis(10)).is_err());
+        assert_eq!(b.take(&q, &p, 11, t0 + Duration::from_secs(60)), Err(None), "never more than the burst");
+        assert_eq!(b.take(&q, &Address::Player(2), 10, t0), Ok(()), "each entity has its own bucket");
     }
 
     #[test]
@@ -449,9 +471,9 @@ mod tests {
         let q = Quotas { sends_per_s: 1000, sends_burst: 10, ..Quotas::default() };
         let (mut b, t0) = (SendBudget::default(), Instant::now());
         for p in 0..SendBudget::SWEEP_AT as u64 {
-            assert!(b.take(&q, &Address::Player(p), 1, t0));
+            assert!(b.take(&q, &Address::Player(p), 1, t0).is_ok());
         }
-        assert!(b.take(&q, &Address::Player(1000), 1, t0 + Duration::from_secs(1)));
+        assert!(b.take(&q, &Address::Player(1000), 1, t0 + Duration::from_secs(1)).is_ok());
         assert_eq!(b.buckets.len(), 1, "the refilled buckets were swept out");
     }
 }

@@ -24,14 +24,11 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
     let bus = Bus::redis_with_groups(&redis.url, 16).await.unwrap();
     bus.publish_module("baseapp", guests::read(guests::SCRIPT_BASEAPP)).await.unwrap();
     bus.publish_module("battle", guests::read(guests::SCRIPT_BATTLE)).await.unwrap();
-    // Bob's results push him 4000 frames, more than a player's send quota lets through
-    // at once: this tests a fail-over, not the quota (sandbox.rs does).
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("baseapp.toml");
-    let quota = "[limits]\nsends_per_s = 1000000\nsends_burst = 1000000\n";
-    std::fs::write(&config, format!("{quota}{}", crate::TEST_LIMITS)).unwrap();
-    let config = config.display().to_string();
-    let (mut a, addr_a) = baseapp_with(&redis.url, 16, "base-a", 1_500, &config);
+    // Bob's results push him 4000 frames, twice what a player's send quota lets through
+    // at once (a burst of 2000, then 1000 a second): those past the burst wait in his
+    // queue for the rate, and are not lost to it either.
+    let config = crate::baseapp_config();
+    let (mut a, addr_a) = baseapp_with(&redis.url, 16, "base-a", 1_500, config);
     let (bob_first, bob) = login(addr_a, "bob").await;
     let _bob_first = reading(bob_first);
     let start_gold = crate::stored(&bus, bob, "gold").await;
@@ -66,7 +63,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
 
     // Bob logs in on another baseapp once base-a's lease on him expires; it finishes the
     // queue, including what base-a had taken but not committed.
-    let (b, addr_b) = baseapp_with(&redis.url, 16, "base-b", 1_500, &config);
+    let (b, addr_b) = baseapp_with(&redis.url, 16, "base-b", 1_500, config);
     let (bob_again, again) = login(addr_b, "bob").await;
     assert_eq!(again, bob);
     let bob_again = reading(bob_again);

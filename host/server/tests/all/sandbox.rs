@@ -5,6 +5,7 @@
 use crate::{Client, Dev};
 use serde_json::{Value, json};
 use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use warren::config::LimitsConfig;
 use warren_bus::{Address, Bus, Outbound};
@@ -14,13 +15,18 @@ use warren_test_guests::{PLAYER_V1, SCRIPT_BATTLE};
 const UNTIL: Duration = Duration::from_secs(30);
 
 /// Polls `f` until it gives a value; fails the test after [`UNTIL`].
-async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+async fn until<T, F: Future<Output = Option<T>>>(what: &str, f: impl FnMut() -> F) -> T {
+    until_or(|| what.to_owned(), f).await
+}
+
+/// [`until`], saying what was last seen when it fails.
+async fn until_or<T, F: Future<Output = Option<T>>>(what: impl Fn() -> String, mut f: impl FnMut() -> F) -> T {
     let started = Instant::now();
     loop {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(started.elapsed() < UNTIL, "{what}: not within {UNTIL:?}");
+        assert!(started.elapsed() < UNTIL, "{}: not within {UNTIL:?}", what());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -331,10 +337,15 @@ async fn memory_comes_back_after_leaking_and_refused_modules_are_gone() {
     crate::replace_file(&baseapp, warren_test_guests::PLAYER_V2);
     let v2 = warren_runtime::digest(&warren_test_guests::read(warren_test_guests::PLAYER_V2));
     modules_until(addr, "v2 serving", |m| m["serving"]["baseapp"] == v2.as_str()).await;
-    let back = until("the memory given back", || async {
-        let now = rss_mib(pid);
-        (now <= baseline + 16).then_some(now)
-    })
+    let seen = std::sync::atomic::AtomicU64::new(leaked);
+    let back = until_or(
+        || format!("the memory given back: {baseline} MiB before, {leaked} leaking, {} now", seen.load(Relaxed)),
+        || async {
+            let now = rss_mib(pid);
+            seen.store(now, Relaxed);
+            (now <= baseline + 16).then_some(now)
+        },
+    )
     .await;
     println!("RSS: {baseline} MiB, leaking {leaked} MiB, after the swap {back} MiB");
     let (n, _) = count(&mut c).await;

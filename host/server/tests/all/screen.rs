@@ -7,7 +7,7 @@ use crate::{Client, Dev, FRAME_WAIT, embedded};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use warren_bus::{Bus, Op};
+use warren_bus::{Address, Bus, Op, Outbound};
 use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
 
 /// Logs in as `name`, resuming after push `ack`; returns the client and the welcome.
@@ -250,4 +250,56 @@ async fn a_guild_message_refused_by_a_quota_is_told_to_its_player() {
     let refused = refused.unwrap();
     assert!(refused["reason"].as_str().unwrap().contains("sending too fast"), "{refused}");
     assert!(refused.get("seq").is_some(), "told as a push, numbered: {refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_beyond_a_players_send_rate_wait_their_turn_and_each_reaches_the_screen_once() {
+    let bus = Bus::embedded_with_groups(16);
+    // Each reward pushes its player two frames. At 20 a second, 10 at once, the 30
+    // rewards sent below are 60 frames, 50 past the burst: most of them wait in the
+    // player's queue for the rate (nothing sends them again), none is refused.
+    let limits = warren::config::LimitsConfig { sends_per_s: 20, sends_burst: 10, ..Default::default() };
+    let dev = Dev::start_limited(SCRIPT_BASEAPP, SCRIPT_BATTLE, bus.clone(), limits).await;
+    let (mut ria, welcome) = dev.login("ria").await;
+    let ria_id = welcome["player"].as_u64().unwrap();
+    let gold = crate::stored(&bus, ria_id, "gold").await;
+    let rewards = 30u64;
+    for room in 0..rewards {
+        let body = json!({"room": room, "winner": ria_id, "winners": [ria_id], "practice": false});
+        let result = Outbound {
+            to: Address::Player(ria_id),
+            sender: Some(Address::Battle(room)),
+            kind: "battle.result".into(),
+            body: body.to_string().into_bytes(),
+            hops: 0,
+        };
+        bus.send(result).await.unwrap();
+    }
+    let mut shown = std::collections::BTreeMap::<u64, u32>::new();
+    let mut last_seq = 0;
+    while shown.len() < rewards as usize {
+        let f = ria.recv().await;
+        assert_ne!(f["type"], "error", "nothing is refused: {f}");
+        if let Some(s) = f.get("seq") {
+            let s = s.as_u64().unwrap();
+            assert!(last_seq == 0 || s == last_seq + 1, "pushes in order, none missing: {f} after {last_seq}");
+            last_seq = s;
+        }
+        if f["type"] == "battle.reward" {
+            *shown.entry(f["room"].as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    // The last reward's profile frame, then nothing more: no reward came twice.
+    ria.send(json!({"type": "ping"})).await;
+    loop {
+        let f = ria.recv().await;
+        if f["type"] == "battle.reward" {
+            *shown.entry(f["room"].as_u64().unwrap()).or_default() += 1;
+        }
+        if f["type"] == "pong" {
+            break;
+        }
+    }
+    assert_eq!(shown, (0..rewards).map(|r| (r, 1)).collect(), "each reward shown once");
+    assert_eq!(crate::stored(&bus, ria_id, "gold").await, gold + 20 * rewards, "each reward paid once");
 }

@@ -71,6 +71,9 @@ pub struct OwnedQueue<W: World> {
     admission: Admission,
     /// A message of this queue is being handled (it leaves the queue with its commit).
     handling: bool,
+    /// The message just handled broke only its entity's send rate, which allows its sends
+    /// after this wait: it stays in the queue until then ([`OwnedQueue::run`]).
+    over_rate: Option<Duration>,
     /// How long the calls here take lately.
     heat: Heat,
     /// The replies of the handlers of queue messages, and what they push to the owner
@@ -111,6 +114,7 @@ impl<W: World> OwnedQueue<W> {
             backoff: FIRST_BACKOFF,
             admission: Admission::default(),
             handling: false,
+            over_rate: None,
             heat: Heat::default(),
             replies_are_pushes: false,
             unsure: false,
@@ -213,8 +217,12 @@ impl<W: World> OwnedQueue<W> {
         }
         // A call whose sends break a quota fails as a refusal would: nothing is committed,
         // and the reason reaches the player. The message handled, and those staged before
-        // it, leave the queue with their commits.
+        // it, leave the queue with their commits. But a queue message of an entity that has
+        // its queue to itself (a player) and broke only its send rate waits instead
+        // (`over_rate`): the wait holds back no one else, and a message that came from
+        // elsewhere (a battle's reward) is not lost to a burst.
         let leaving = if self.handling { 1 + self.staged.len() as u64 } else { 0 };
+        self.over_rate = None;
         match result {
             Ok(effects) => match self
                 .admission
@@ -222,7 +230,12 @@ impl<W: World> OwnedQueue<W> {
                 .await
             {
                 None => Ok(effects),
-                Some(reason) => Err(CallError::Rejected(reason)),
+                Some(refusal) => {
+                    if self.handling && whole {
+                        self.over_rate = refusal.wait;
+                    }
+                    Err(CallError::Rejected(refusal.reason))
+                }
             },
             failed => failed,
         }

@@ -8,6 +8,11 @@ use crate::mechanics::logic::{emit_logs, from_bus};
 use warren_bus::{BusError, Commit, Delivery};
 use warren_runtime::{CallEnv, Effects, Message, World};
 
+/// How many times in a row a message waits for its entity's send rate before its refusal
+/// is final ([`OwnedQueue::run`]). Each wait is what the entity's bucket needs, so only an
+/// entity that spends its sends elsewhere meanwhile (its client's frames) waits twice.
+const MAX_WAITS: u32 = 10;
+
 /// A message handled whose commit waits for the next [`OwnedQueue::flush`].
 pub(super) struct Staged {
     delivery: Delivery,
@@ -43,19 +48,40 @@ impl<W: World> OwnedQueue<W> {
         let what = std::fmt::from_fn(|f| {
             write!(f, "{} for {} (role {}, module {})", e.kind, target.entity.tag(), W::NAME, logic.module_digest())
         });
-        // Each try borrows the cached state; `deliver::handle` wants a closure per try.
-        let this = tokio::sync::Mutex::new(&mut *self);
-        let verdict = deliver::handle(&what, d.attempts, || async {
-            let m =
-                Message { sender: e.sender.as_ref().and_then(from_bus), kind: e.kind.clone(), body: e.body.clone() };
-            let to = target.entity.clone();
-            let mut q = this.lock().await;
-            q.handling = true;
-            let result = q.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await;
-            q.handling = false;
-            result
-        })
-        .await;
+        let mut waits = 0;
+        let verdict = loop {
+            // Each try borrows the cached state; `deliver::handle` wants a closure per try.
+            let this = tokio::sync::Mutex::new(&mut *self);
+            let verdict = deliver::handle(&what, d.attempts, || async {
+                let m = Message {
+                    sender: e.sender.as_ref().and_then(from_bus),
+                    kind: e.kind.clone(),
+                    body: e.body.clone(),
+                };
+                let to = target.entity.clone();
+                let mut q = this.lock().await;
+                q.handling = true;
+                let result = q.run(target, env, move |i, st, env| W::on_message(i, st, env, &to, &m)).await;
+                q.handling = false;
+                result
+            })
+            .await;
+            // Over its entity's send rate (`OwnedQueue::run`): the message waits in its
+            // queue, with those after it, until the rate allows its sends, and is handled
+            // again. Those before it land first.
+            let Some(wait) = self.over_rate.take().filter(|_| waits < MAX_WAITS) else { break verdict };
+            waits += 1;
+            tracing::debug!(queue = %self.queue.tag(), id = %d.id, ?wait, "over the send rate; the message waits");
+            if !self.flush().await {
+                // It stays pending, and the queue is read again.
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // Another owner takes it.
+                () = self.held.lost() => return,
+            }
+        };
         let (commit, outcome) = match verdict {
             Verdict::Done(effects) => {
                 let pushes = if self.replies_are_pushes { screen_frames(&self.queue, &effects) } else { Vec::new() };
@@ -66,6 +92,7 @@ impl<W: World> OwnedQueue<W> {
                 (commit, Ok(effects))
             }
             Verdict::Refused(reason) => {
+                tracing::info!(%what, %reason, "message refused");
                 let commit =
                     Commit { fence: Some(self.held.token()), ..Commit::ack_only(self.queue.clone(), d.id.clone()) };
                 (commit, Err(reason))
