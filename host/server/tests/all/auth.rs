@@ -202,12 +202,17 @@ async fn missing_expired_forged_foreign_and_revoked_tokens_are_refused_before_an
     let _ = ws.send(Message::text(json!({"type": "login", "name": "Tess"}).to_string())).await;
     assert_eq!(closed_with(&mut ws).await.0, 4401);
 
-    // A refresh token gets a fresh session token; logging out everywhere revokes both.
+    // A refresh token gets a fresh session token; logging out everywhere revokes both,
+    // and ends the session open with the first.
     let refresh = json!({"refresh_token": issued["refresh_token"]});
     let (status, fresh) = post(dev.addr, "/auth/refresh", refresh.clone(), None).await;
     assert_eq!(status, 200, "{fresh}");
     let fresh_token = fresh["token"].as_str().unwrap();
+    let (mut open_one, _) = open(dev.addr, &[("authorization", format!("Bearer {token}"))]).await;
+    assert_eq!(welcome(&mut open_one).await["player"], player);
     assert_eq!(post(dev.addr, "/auth/logout-everywhere", json!({}), Some(fresh_token)).await.0, 204);
+    let (code, reason) = closed_with(&mut open_one).await;
+    assert_eq!((code, reason.as_str()), (4401, "logged out everywhere: log in again"));
     for revoked in [token.as_str(), fresh_token] {
         let (mut ws, _) = open(dev.addr, &[("authorization", format!("Bearer {revoked}"))]).await;
         let (code, reason) = closed_with(&mut ws).await;
@@ -215,11 +220,21 @@ async fn missing_expired_forged_foreign_and_revoked_tokens_are_refused_before_an
     }
     let (status, answer) = post(dev.addr, "/auth/refresh", refresh, None).await;
     assert_eq!(status, 401, "{answer}");
-    // The password still logs in, with tokens of the new generation.
+    // The password still logs in, with tokens of the new generation: a session the
+    // logout does not end.
     let (status, back) = login(dev.addr, "tess", "tess's password").await;
     assert_eq!(status, 200);
     let (mut ws, _) = open(dev.addr, &[("authorization", format!("Bearer {}", back["token"].as_str().unwrap()))]).await;
     assert_eq!(welcome(&mut ws).await["player"], player);
+    ws.send(Message::text(json!({"type": "ping"}).to_string())).await.unwrap();
+    loop {
+        match tokio::time::timeout(FRAME_WAIT, ws.next()).await.expect("a frame within the wait") {
+            Some(Ok(Message::Text(t))) if serde_json::from_str::<Value>(&t).unwrap()["type"] == "pong" => break,
+            Some(Ok(Message::Close(c))) => panic!("the new session was closed: {c:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("the new session failed: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,11 +309,13 @@ async fn a_token_from_one_baseapp_opens_a_session_on_another_until_revoked_on_ei
     let token = issued["token"].as_str().unwrap();
     let (mut ws, _) = open(addr2, &[("authorization", format!("Bearer {token}"))]).await;
     assert_eq!(welcome(&mut ws).await["player"], issued["player"], "one key across the cluster");
-    drop(ws);
     // The same username cannot be registered on the other baseapp.
     assert_eq!(register(addr2, "WREN", "another password").await.0, 409);
-    // Logging out everywhere on one baseapp revokes the token on the other.
-    assert_eq!(post(addr2, "/auth/logout-everywhere", json!({}), Some(token)).await.0, 204);
+    // Logging out everywhere on one baseapp ends the session open on the other, and
+    // revokes the token there.
+    assert_eq!(post(addr1, "/auth/logout-everywhere", json!({}), Some(token)).await.0, 204);
+    let (code, reason) = closed_with(&mut ws).await;
+    assert_eq!((code, reason.as_str()), (4401, "logged out everywhere: log in again"));
     let (mut ws, _) = open(addr1, &[("authorization", format!("Bearer {token}"))]).await;
     let (code, reason) = closed_with(&mut ws).await;
     assert_eq!((code, reason.contains("revoked")), (4401, true), "{reason}");

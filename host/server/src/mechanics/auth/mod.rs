@@ -8,6 +8,7 @@
 //! alone (`--name-login`); cluster roles never do.
 
 pub mod http;
+pub mod kick;
 pub mod names;
 pub mod passwords;
 pub mod tokens;
@@ -36,6 +37,9 @@ pub struct Identity {
     pub player: u64,
     /// The name other players see.
     pub name: String,
+    /// The account's token generation it was let in at: logging out everywhere ends the
+    /// sessions of older ones ([`kick::Kick::Revoked`]).
+    pub generation: u64,
 }
 
 /// What a login hands the client.
@@ -226,17 +230,21 @@ impl Auth {
         Ok(self.issue(player, claims.generation, shown))
     }
 
-    /// Revokes every token of the session `token`'s account, this one included.
+    /// Revokes every token of the session `token`'s account, this one included, and ends
+    /// the account's open sessions. The kick goes first, naming the generation about to
+    /// be: if the revocation then fails, the token still works to try again, and a session
+    /// let in by an old token meanwhile reads the kick too.
     pub async fn logout_everywhere(&self, token: &str) -> Result<(), AuthError> {
-        let (player, _, _) = self.current(token, Use::Session).await?;
+        let (player, claims, _) = self.current(token, Use::Session).await?;
+        self.bus.send(kick::Kick::Revoked(claims.generation + 1).to(player)).await?;
         self.bus.bump_account_field(player, GENERATION).await?;
         Ok(())
     }
 
     /// Who a session token lets in.
     pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
-        let (player, _, [shown, _, _]) = self.current(token, Use::Session).await?;
-        Ok(Identity { player, name: shown.unwrap_or_else(|| guest_name(player)) })
+        let (player, claims, [shown, _, _]) = self.current(token, Use::Session).await?;
+        Ok(Identity { player, name: shown.unwrap_or_else(|| guest_name(player)), generation: claims.generation })
     }
 
     /// Who a name lets in, where names alone let players in (`warren dev --name-login`):
@@ -251,8 +259,8 @@ impl Auth {
                 None => self.bus.find_account(&login).await?.ok_or(AuthError::Wrong)?,
             },
         };
-        let [shown, _, _] = self.fields(player).await?;
-        Ok(Identity { player, name: shown.unwrap_or(name.shown) })
+        let [shown, _, generation] = self.fields(player).await?;
+        Ok(Identity { player, name: shown.unwrap_or(name.shown), generation: number(generation) })
     }
 
     /// A token checked against the key, the clock and the account's generation: its

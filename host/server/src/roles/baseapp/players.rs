@@ -3,8 +3,8 @@
 //! player's lease across hosts (a `$kick` to the holder, or a take-over from a holder that
 //! is no longer a live baseapp).
 
-use super::session::KICK;
 use crate::mechanics::auth::Auth;
+use crate::mechanics::auth::kick::Kick;
 use crate::mechanics::doorbell::Doorbells;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::LogicPool;
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
-use warren_bus::{Address, Bus, BusError, Outbound};
+use warren_bus::{Address, Bus, BusError};
 use warren_runtime::Baseapp;
 
 /// What a baseapp's sessions share.
@@ -124,14 +124,7 @@ pub(super) async fn take_player(host: &PlayerHost, player: u64) -> Result<Option
         if let Some((_, token)) = host.bus.lease_holder(&owner).await?
             && kicked != Some(token)
         {
-            let kick = Outbound {
-                to: owner.clone(),
-                sender: None,
-                kind: KICK.into(),
-                body: token.to_string().into(),
-                hops: 0,
-            };
-            host.bus.send(kick).await?;
+            host.bus.send(Kick::Lease(token).to(player)).await?;
             kicked = Some(token);
         }
         if tokio::time::Instant::now() >= deadline {

@@ -19,6 +19,7 @@
 
 use super::edge::{Requests, Screen};
 use super::players::{PlayerHost, SocketCount, claim, release, take_player};
+use crate::mechanics::auth::kick::{KICK, Kick};
 use crate::mechanics::auth::{self, Identity};
 use crate::mechanics::logic::{CLIENT_FRAME, fresh_env};
 use crate::mechanics::net::socket::{CLOSE_WAIT, Unsent};
@@ -37,9 +38,6 @@ use warren_runtime::{Baseapp, CallError, Effects};
 
 /// Most messages taken from the player's queue in one read.
 const BATCH: usize = 32;
-/// The message kind by which a new session elsewhere asks this one to end; its body is
-/// the lease token of the session it means.
-pub const KICK: &str = "$kick";
 /// How long a kicked session's write may still take before the session lets go of the
 /// player: a client that takes its frames gets them and the reason; one that stopped
 /// reading does not hold up the player's newer login.
@@ -50,6 +48,8 @@ const KICK_GRACE: Duration = Duration::from_millis(500);
 pub(super) struct Session<'h> {
     pub(super) host: &'h PlayerHost,
     pub(super) player: u64,
+    /// The account's token generation the session was let in at ([`Kick::Revoked`]).
+    pub(super) generation: u64,
     /// The battle room the player is in, if any.
     pub(super) room: Option<u64>,
     /// Frames for the client, sent at the next flush.
@@ -79,6 +79,8 @@ pub(super) struct Session<'h> {
 
 /// A newer login took the player.
 const KICKED: Ending = Ending::fixed(4001, "logged in elsewhere");
+/// The account logged out everywhere (a 44xx code: the token is no good any more).
+const REVOKED: Ending = Ending::fixed(4401, "logged out everywhere: log in again");
 /// The lease is gone.
 pub(super) const MOVED: Ending = Ending::fixed(4002, "this session moved to another server; log in again");
 /// The host is stopping (RFC 6455's 1012, service restart).
@@ -218,6 +220,7 @@ async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identity, ack: u64
     let mut s = Session {
         host,
         player,
+        generation: identity.generation,
         room: None,
         out: vec![],
         screen: Screen::default(),
@@ -465,9 +468,10 @@ impl Occupant<Baseapp> for Session<'_> {
                 Routed::Misaddressed(format!("a {KICK} from {:?}: only a host ends a session", d.envelope.sender))
             }
             KICK => {
-                let meant = String::from_utf8_lossy(&d.envelope.body).parse::<u64>().ok();
-                if meant == Some(q.held().token()) {
-                    self.ended = Some(KICKED);
+                if let Some(kick) = Kick::parse(&d.envelope.body)
+                    && kick.ends(q.held().token(), self.generation)
+                {
+                    self.ended = Some(if matches!(kick, Kick::Revoked(_)) { REVOKED } else { KICKED });
                 }
                 // A kick meant for an earlier session is done with.
                 if let Err(e) = q.ack(d.id.clone()).await {
