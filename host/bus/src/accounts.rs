@@ -54,12 +54,13 @@ impl Bus {
         }
     }
 
-    /// Adds one to the numeric field `name` of account `id` (0 when not set) and returns
-    /// the new value.
-    pub async fn bump_account_field(&self, id: u64, name: &str) -> Result<u64, BusError> {
+    /// Adds one to the numeric field `name` of account `id` (0 when not set) and sets the
+    /// fields `set`, in one step; returns the new value (a password changed with the token
+    /// generation that revokes the tokens made before).
+    pub async fn bump_account_field(&self, id: u64, name: &str, set: &[(&str, &[u8])]) -> Result<u64, BusError> {
         match self {
-            Bus::Embedded(b) => Ok(b.bump_account_field(id, name)),
-            Bus::Redis(b) => b.bump_account_field(id, name).await,
+            Bus::Embedded(b) => Ok(b.bump_account_field(id, name, set)),
+            Bus::Redis(b) => b.bump_account_field(id, name, set).await,
         }
     }
 

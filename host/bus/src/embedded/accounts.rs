@@ -53,9 +53,13 @@ impl EmbeddedBus {
         names.iter().map(|n| record.and_then(|r| r.get(*n).cloned())).collect()
     }
 
-    pub(crate) fn bump_account_field(&self, id: u64, name: &str) -> u64 {
+    pub(crate) fn bump_account_field(&self, id: u64, name: &str, set: &[(&str, &[u8])]) -> u64 {
         let mut center = self.lock();
-        let field = center.account_fields.entry(id).or_default().entry(name.to_owned()).or_default();
+        let record = center.account_fields.entry(id).or_default();
+        for (field, value) in set {
+            record.insert((*field).to_owned(), value.to_vec());
+        }
+        let field = record.entry(name.to_owned()).or_default();
         let now = std::str::from_utf8(field).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
         *field = now.to_string().into_bytes();
         now

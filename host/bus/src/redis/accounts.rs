@@ -100,8 +100,17 @@ impl RedisBus {
         cmd.query_async(&mut self.conn.clone()).await.map_err(unavailable)
     }
 
-    pub(crate) async fn bump_account_field(&self, id: u64, name: &str) -> Result<u64, BusError> {
-        self.conn.clone().hincr(self.fields_key(), format!("{id}:{name}"), 1u64).await.map_err(unavailable)
+    pub(crate) async fn bump_account_field(&self, id: u64, name: &str, set: &[(&str, &[u8])]) -> Result<u64, BusError> {
+        // One hash holds every account's fields: MULTI makes the two commands one step.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !set.is_empty() {
+            let fields: Vec<(String, &[u8])> = set.iter().map(|(n, v)| (format!("{id}:{n}"), *v)).collect();
+            pipe.hset_multiple(self.fields_key(), &fields).ignore();
+        }
+        pipe.hincr(self.fields_key(), format!("{id}:{name}"), 1u64);
+        let (now,): (u64,) = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        Ok(now)
     }
 
     pub(crate) async fn accounts_made(&self) -> Result<u64, BusError> {

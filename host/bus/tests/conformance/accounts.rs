@@ -32,9 +32,15 @@ async fn a_login_names_one_account_and_ids_count_up() {
         assert_eq!(two.account_fields(3, &["name"]).await.unwrap(), vec![Some(b"Cy".to_vec())], "{name}");
 
         // Counters per account (token generations).
-        assert_eq!(one.bump_account_field(3, "gen").await.unwrap(), 1, "{name}");
-        assert_eq!(two.bump_account_field(3, "gen").await.unwrap(), 2, "{name}");
+        assert_eq!(one.bump_account_field(3, "gen", &[]).await.unwrap(), 1, "{name}");
+        assert_eq!(two.bump_account_field(3, "gen", &[]).await.unwrap(), 2, "{name}");
         assert_eq!(one.account_fields(3, &["gen"]).await.unwrap(), vec![Some(b"2".to_vec())], "{name}");
+        // ... with fields set in the same step (a new password with the new generation).
+        assert_eq!(one.bump_account_field(3, "gen", &[("pw", b"h3"), ("x", b"1")]).await.unwrap(), 3, "{name}");
+        let fields = two.account_fields(3, &["gen", "pw", "x", "name"]).await.unwrap();
+        let want = [Some(b"3".to_vec()), Some(b"h3".to_vec()), Some(b"1".to_vec()), Some(b"Cy".to_vec())];
+        assert_eq!(fields, want, "{name}");
+        assert_eq!(one.account_fields(1, &["pw"]).await.unwrap(), vec![Some(b"hash".to_vec())], "{name}: others kept");
     }
 }
 

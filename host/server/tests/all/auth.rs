@@ -324,3 +324,49 @@ async fn a_token_from_one_baseapp_opens_a_session_on_another_until_revoked_on_ei
     let _ = ws.send(Message::text(json!({"type": "login", "name": "Wren"}).to_string())).await;
     assert_eq!(closed_with(&mut ws).await.0, 4401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changes_only_with_the_current_one_and_the_change_ends_every_session() {
+    let (dev, _key) = dev(AuthConfig::default()).await;
+    let (_, issued) = register(dev.addr, "Pia", "pia's first password").await;
+    let (player, token) = (issued["player"].as_u64().unwrap(), issued["token"].as_str().unwrap().to_owned());
+    let (mut open_one, _) = open(dev.addr, &[("authorization", format!("Bearer {token}"))]).await;
+    assert_eq!(welcome(&mut open_one).await["player"], player);
+    let change = |old: &str, new: &str| json!({"password": old, "new_password": new});
+
+    // Not without the current password, nor to one too short, nor without a token.
+    let (status, answer) =
+        post(dev.addr, "/auth/change-password", change("a guess", "pia's new password"), Some(&token)).await;
+    assert_eq!((status, answer["error"].as_str()), (401, Some("wrong username or password")));
+    let (status, answer) =
+        post(dev.addr, "/auth/change-password", change("pia's first password", "short"), Some(&token)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        post(dev.addr, "/auth/change-password", change("pia's first password", "pia's new password"), None).await.0,
+        401
+    );
+    assert_eq!(login(dev.addr, "pia", "pia's first password").await.0, 200, "nothing changed yet");
+
+    let (status, fresh) =
+        post(dev.addr, "/auth/change-password", change("pia's first password", "pia's new password"), Some(&token))
+            .await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(fresh["player"], player);
+    let (code, reason) = closed_with(&mut open_one).await;
+    assert_eq!((code, reason.as_str()), (4401, "logged out everywhere: log in again"));
+    assert_eq!(login(dev.addr, "pia", "pia's first password").await.0, 401);
+    assert_eq!(login(dev.addr, "pia", "pia's new password").await.0, 200);
+    let (mut revoked, _) = open(dev.addr, &[("authorization", format!("Bearer {token}"))]).await;
+    assert_eq!(closed_with(&mut revoked).await.0, 4401);
+    let (status, _) = post(dev.addr, "/auth/refresh", json!({"refresh_token": issued["refresh_token"]}), None).await;
+    assert_eq!(status, 401, "the old refresh token is revoked too");
+    let (mut ws, _) =
+        open(dev.addr, &[("authorization", format!("Bearer {}", fresh["token"].as_str().unwrap()))]).await;
+    assert_eq!(welcome(&mut ws).await["player"], player, "the answered token lets the client back in");
+
+    // A guest has no password to change: it sets one (`/auth/password`).
+    let (_, guest) = post(dev.addr, "/auth/device", json!({"device_id": "pia-tablet-0123456789"}), None).await;
+    let (status, answer) =
+        post(dev.addr, "/auth/change-password", change("x", "pia's new password"), guest["token"].as_str()).await;
+    assert_eq!(status, 400, "{answer}");
+}

@@ -8,6 +8,7 @@
 //! | `POST /auth/device` | `{"device_id"}` | tokens (a guest account the first time) |
 //! | `POST /auth/refresh` | `{"refresh_token"}` | tokens |
 //! | `POST /auth/password` + session token | `{"username", "password"}` | tokens |
+//! | `POST /auth/change-password` + session token | `{"password", "new_password"}` | tokens |
 //! | `POST /auth/logout-everywhere` + session token | | 204 |
 //!
 //! Tokens: `{"player", "username", "token", "refresh_token", "expires_in"}`. A session
@@ -39,6 +40,7 @@ pub fn routes(auth: Arc<Auth>) -> Router {
         .route("/auth/device", post(device))
         .route("/auth/refresh", post(refresh))
         .route("/auth/password", post(password))
+        .route("/auth/change-password", post(change_password))
         .route("/auth/logout-everywhere", post(logout_everywhere))
         .with_state(auth)
 }
@@ -93,6 +95,12 @@ impl IntoResponse for AuthError {
 struct Credentials {
     username: String,
     password: String,
+}
+
+#[derive(Deserialize)]
+struct NewPassword {
+    password: String,
+    new_password: String,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +172,15 @@ async fn refresh(State(auth): State<Arc<Auth>>, Body(b): Body<Refresh>) -> Answe
 
 async fn password(State(auth): State<Arc<Auth>>, Bearer(token): Bearer, Body(b): Body<Credentials>) -> Answer {
     Ok(Json(auth.set_password(&token, &b.username, &b.password).await?).into_response())
+}
+
+async fn change_password(
+    State(auth): State<Arc<Auth>>,
+    Caller(from): Caller,
+    Bearer(token): Bearer,
+    Body(b): Body<NewPassword>,
+) -> Answer {
+    Ok(Json(auth.change_password(&token, &b.password, &b.new_password, from).await?).into_response())
 }
 
 async fn logout_everywhere(State(auth): State<Arc<Auth>>, Bearer(token): Bearer) -> Answer {

@@ -231,14 +231,51 @@ impl Auth {
     }
 
     /// Revokes every token of the session `token`'s account, this one included, and ends
-    /// the account's open sessions. The kick goes first, naming the generation about to
-    /// be: if the revocation then fails, the token still works to try again, and a session
-    /// let in by an old token meanwhile reads the kick too.
+    /// the account's open sessions.
     pub async fn logout_everywhere(&self, token: &str) -> Result<(), AuthError> {
         let (player, claims, _) = self.current(token, Use::Session).await?;
-        self.bus.send(kick::Kick::Revoked(claims.generation + 1).to(player)).await?;
-        self.bus.bump_account_field(player, GENERATION).await?;
+        self.revoke(player, claims.generation, &[]).await?;
         Ok(())
+    }
+
+    /// Changes the password of the session `token`'s account, given its current one (a
+    /// session token alone, perhaps stolen, does not). Every token made before is revoked
+    /// and every open session ends, this client's too: it goes on with the tokens answered.
+    pub async fn change_password(
+        &self,
+        token: &str,
+        password: &str,
+        new_password: &str,
+        from: IpAddr,
+    ) -> Result<Issued, AuthError> {
+        let (player, claims, [shown, hash, _]) = self.current(token, Use::Session).await?;
+        let Some(shown) = shown.filter(|_| hash.is_some()) else {
+            return Err(AuthError::Invalid("this account has no password yet: give it a username and password".into()));
+        };
+        // Guesses of the current password count as logins.
+        let key = names::username(&shown).map(|n| n.key).unwrap_or_else(|_| shown.clone());
+        self.attempt(from, Some(&key))?;
+        if !self.hasher.verify(password.to_owned(), hash).await {
+            return Err(AuthError::Wrong);
+        }
+        passwords::check(new_password).map_err(AuthError::Invalid)?;
+        let new_hash = self.hasher.hash(new_password.to_owned()).await;
+        let generation = self.revoke(player, claims.generation, &[(PASSWORD, new_hash.as_bytes())]).await?;
+        Ok(self.issue(player, generation, Some(shown)))
+    }
+
+    /// Moves the account's token generation on from `generation` (setting `set` in the same
+    /// step) and ends the sessions of older ones; the new generation. The kick goes first,
+    /// naming the generation about to be: if the revocation then fails, the token still
+    /// works to try again, and a session let in by an old token meanwhile reads the kick
+    /// too. Should another revocation have raced this one, a second kick names the newest.
+    async fn revoke(&self, player: u64, generation: u64, set: &[(&str, &[u8])]) -> Result<u64, AuthError> {
+        self.bus.send(kick::Kick::Revoked(generation + 1).to(player)).await?;
+        let now = self.bus.bump_account_field(player, GENERATION, set).await?;
+        if now != generation + 1 {
+            self.bus.send(kick::Kick::Revoked(now).to(player)).await?;
+        }
+        Ok(now)
     }
 
     /// Who a session token lets in.
