@@ -24,15 +24,7 @@ async fn a_battle_result_whose_state_load_fails_once_is_retried_and_paid_once() 
     assert!(c.recv_type("error").await["reason"].as_str().unwrap().contains("not saved"));
     embedded(&bus).fail_next(Op::LoadState, 1);
 
-    let result = json!({"room": 7, "winner": player, "winners": [player], "practice": false});
-    let msg = Outbound {
-        to: Address::Player(player),
-        sender: Some(Address::Battle(7)),
-        kind: "battle.result".into(),
-        body: result.to_string().into_bytes(),
-        hops: 0,
-    };
-    bus.send(msg).await.unwrap();
+    bus.send(crate::won_battle(7, player)).await.unwrap();
     let reward = c.recv_type("battle.reward").await;
     assert_eq!((reward["room"].as_u64(), reward["won"].as_bool()), (Some(7), Some(true)), "{reward}");
     assert_eq!(c.recv_type("profile").await["gold"].as_u64(), Some(before + 20));

@@ -273,6 +273,19 @@ pub fn embedded(bus: &Bus) -> &warren_bus::EmbeddedBus {
     }
 }
 
+/// The message a battle room sends `player` when the room's battle is over and `player`
+/// won it (not a practice): 20 gold and 50 xp, paid by the baseapp module.
+pub fn won_battle(room: u64, player: u64) -> warren_bus::Outbound {
+    let body = serde_json::json!({"room": room, "winner": player, "winners": [player], "practice": false});
+    warren_bus::Outbound {
+        to: warren_bus::Address::Player(player),
+        sender: Some(warren_bus::Address::Battle(room)),
+        kind: "battle.result".into(),
+        body: body.to_string().into_bytes(),
+        hops: 0,
+    }
+}
+
 /// A number in a player's stored profile (`gold`, `xp`, ...), as the message center holds it.
 pub async fn stored(bus: &Bus, player: u64, field: &str) -> u64 {
     let state = bus.load_state(&warren_bus::Address::Player(player)).await.unwrap();

@@ -7,7 +7,7 @@ use crate::Client;
 use crate::cluster::{SETTLE, baseapp_with, host_args, login, warren};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use warren_bus::{Address, Bus, Outbound};
+use warren_bus::{Address, Bus};
 use warren_test_guests as guests;
 use warren_testkit::{Process, RedisServer};
 
@@ -39,15 +39,7 @@ async fn a_baseapp_killed_mid_load_is_replaced_and_no_player_message_is_lost_or_
         let bus = bus.clone();
         tokio::spawn(async move {
             for room in 0..results {
-                let body = json!({"room": room, "winner": bob, "winners": [bob], "practice": false});
-                let msg = Outbound {
-                    to: Address::Player(bob),
-                    sender: Some(Address::Battle(room)),
-                    kind: "battle.result".into(),
-                    body: body.to_string().into_bytes(),
-                    hops: 0,
-                };
-                bus.send(msg).await.unwrap();
+                bus.send(crate::won_battle(room, bob)).await.unwrap();
             }
         })
     };

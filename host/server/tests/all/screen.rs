@@ -7,7 +7,7 @@ use crate::{Client, Dev, FRAME_WAIT, embedded};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use warren_bus::{Address, Bus, Op, Outbound};
+use warren_bus::{Bus, Op};
 use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
 
 /// Logs in as `name`, resuming after push `ack`; returns the client and the welcome.
@@ -265,15 +265,7 @@ async fn rewards_beyond_a_players_send_rate_wait_their_turn_and_each_reaches_the
     let gold = crate::stored(&bus, ria_id, "gold").await;
     let rewards = 30u64;
     for room in 0..rewards {
-        let body = json!({"room": room, "winner": ria_id, "winners": [ria_id], "practice": false});
-        let result = Outbound {
-            to: Address::Player(ria_id),
-            sender: Some(Address::Battle(room)),
-            kind: "battle.result".into(),
-            body: body.to_string().into_bytes(),
-            hops: 0,
-        };
-        bus.send(result).await.unwrap();
+        bus.send(crate::won_battle(room, ria_id)).await.unwrap();
     }
     let mut shown = std::collections::BTreeMap::<u64, u32>::new();
     let mut last_seq = 0;
