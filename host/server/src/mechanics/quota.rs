@@ -269,9 +269,10 @@ pub struct Admission {
 const BACKLOG_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Admission {
-    /// Checks what a call sends against the quotas: the sender's rate, and the backlog of
-    /// each destination queue. `Some(reason)` refuses the call. A backlog that cannot be
-    /// read admits the call (the commit meets the same outage and is retried). `leaving`:
+    /// Checks what a call sends against the quotas: the backlog of each destination queue,
+    /// then the sender's rate. `Some(refusal)` refuses the call. A backlog that cannot be
+    /// read holds the call to the rate alone (the commit meets the same outage and is
+    /// retried). `leaving`:
     /// the messages of `own_queue` handled whose acks are not committed yet, the one being
     /// handled included — they leave the queue with their commits.
     pub async fn admit(
@@ -294,13 +295,6 @@ impl Admission {
             return Some(Refusal::final_(refused));
         }
         let now = Instant::now();
-        if let Err(wait) = self.budget.take(&quotas, entity, n, now) {
-            let reason = format!(
-                "sending too fast: at most {} messages a second (bursts of {})",
-                quotas.sends_per_s, quotas.sends_burst
-            );
-            return Some(Refusal { reason, wait });
-        }
         // Messages per destination queue (a guild's queue is its group's).
         let mut per_queue: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
         for s in &effects.sends {
@@ -324,6 +318,7 @@ impl Admission {
             })
             .cloned()
             .collect();
+        let mut known = true;
         if !stale.is_empty() {
             match bus.backlogs(&stale).await {
                 Ok(read) => {
@@ -336,12 +331,13 @@ impl Admission {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "queue backlogs not read; the call is admitted");
-                    return None;
+                    // The commit meets the same outage and is retried.
+                    tracing::debug!(error = %e, "queue backlogs not read; the call is not held to them");
+                    known = false;
                 }
             }
         }
-        for (queue, n) in &per_queue {
+        for (queue, n) in per_queue.iter().filter(|_| known) {
             let cap = quotas.queue_cap(queue);
             let Some((waiting, _)) = self.backlogs.get(queue) else { continue };
             let leaving = if queue == own_queue { leaving } else { 0 };
@@ -351,6 +347,17 @@ impl Admission {
                     describe(queue)
                 )));
             }
+        }
+        // The rate last: a call refused for a full queue spends none of it.
+        if let Err(wait) = self.budget.take(&quotas, entity, n, now) {
+            let reason = format!(
+                "sending too fast: at most {} messages a second (bursts of {})",
+                quotas.sends_per_s, quotas.sends_burst
+            );
+            return Some(Refusal { reason, wait });
+        }
+        if !known {
+            return None;
         }
         for (queue, n) in per_queue {
             if let Some((waiting, _)) = self.backlogs.get_mut(&queue) {
@@ -425,6 +432,42 @@ mod tests {
         assert!(b.take(&q, &p, 1, t0 + Duration::from_millis(10)).is_err());
         assert_eq!(b.take(&q, &p, 11, t0 + Duration::from_secs(60)), Err(None), "never more than the burst");
         assert_eq!(b.take(&q, &Address::Player(2), 10, t0), Ok(()), "each entity has its own bucket");
+    }
+
+    #[tokio::test]
+    async fn a_call_refused_for_a_full_queue_spends_none_of_its_rate_and_one_over_its_rate_is_told_when() {
+        let bus = Bus::embedded();
+        for login in ["user:a", "user:b", "user:c", "user:d", "user:e"] {
+            bus.create_account(login, &[]).await.unwrap();
+        }
+        let to = |p: u64| warren_runtime::Outgoing {
+            to: warren_runtime::Address::Player(p),
+            kind: "hi".into(),
+            body: vec![],
+        };
+        let send = |p: u64| Effects { sends: vec![to(p)], ..Effects::default() };
+        bus.send(warren_bus::Outbound {
+            to: Address::Player(2),
+            sender: None,
+            kind: "hi".into(),
+            body: vec![],
+            hops: 0,
+        })
+        .await
+        .unwrap();
+        let quotas = Quotas { max_queue_len: 1, sends_per_s: 10, sends_burst: 2, ..Quotas::default() };
+        let (mut admission, me) = (Admission::default(), Address::Player(1));
+        let full = admission.admit(&bus, quotas, &me, 0, &me, &send(2)).await.expect("player 2's queue is full");
+        assert_eq!(full.wait, None, "waiting for a queue to empty is not the sender's to do: {full:?}");
+        assert!(full.reason.contains("player 2 has 1 messages waiting"), "{full:?}");
+        // Its burst is whole: two sends (to players 3 and 4), then a third is too fast.
+        for p in [3, 4] {
+            assert_eq!(admission.admit(&bus, quotas, &me, 0, &me, &send(p)).await, None);
+        }
+        let fast = admission.admit(&bus, quotas, &me, 0, &me, &send(5)).await.expect("over the rate");
+        assert!(fast.reason.starts_with("sending too fast"), "{fast:?}");
+        let wait = fast.wait.expect("a send fits in a burst: it may wait");
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "one token at 10/s: {wait:?}");
     }
 
     #[test]
