@@ -55,12 +55,20 @@ impl Bus {
     }
 
     /// Adds one to the numeric field `name` of account `id` (0 when not set) and sets the
-    /// fields `set`, in one step; returns the new value (a password changed with the token
-    /// generation that revokes the tokens made before).
-    pub async fn bump_account_field(&self, id: u64, name: &str, set: &[(&str, &[u8])]) -> Result<u64, BusError> {
+    /// fields `set`, in one step, if `name` still holds `from`: the new value, or `None` if
+    /// it moved meanwhile and nothing was changed (a password changed with the token
+    /// generation that revokes the tokens made before — unless another revocation came
+    /// first).
+    pub async fn bump_account_field(
+        &self,
+        id: u64,
+        name: &str,
+        from: u64,
+        set: &[(&str, &[u8])],
+    ) -> Result<Option<u64>, BusError> {
         match self {
-            Bus::Embedded(b) => Ok(b.bump_account_field(id, name, set)),
-            Bus::Redis(b) => b.bump_account_field(id, name, set).await,
+            Bus::Embedded(b) => Ok(b.bump_account_field(id, name, from, set)),
+            Bus::Redis(b) => b.bump_account_field(id, name, from, set).await,
         }
     }
 

@@ -53,16 +53,19 @@ impl EmbeddedBus {
         names.iter().map(|n| record.and_then(|r| r.get(*n).cloned())).collect()
     }
 
-    pub(crate) fn bump_account_field(&self, id: u64, name: &str, set: &[(&str, &[u8])]) -> u64 {
+    pub(crate) fn bump_account_field(&self, id: u64, name: &str, from: u64, set: &[(&str, &[u8])]) -> Option<u64> {
         let mut center = self.lock();
         let record = center.account_fields.entry(id).or_default();
+        let read = |v: &Vec<u8>| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        if record.get(name).map_or(0, read) != from {
+            return None;
+        }
         for (field, value) in set {
             record.insert((*field).to_owned(), value.to_vec());
         }
-        let field = record.entry(name.to_owned()).or_default();
-        let now = std::str::from_utf8(field).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
-        *field = now.to_string().into_bytes();
-        now
+        let now = from + 1;
+        record.insert(name.to_owned(), now.to_string().into_bytes());
+        Some(now)
     }
 
     pub(crate) fn accounts_made(&self) -> u64 {

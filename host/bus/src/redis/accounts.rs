@@ -47,6 +47,20 @@ return 1
     )
 });
 
+/// A numeric account field moved on by one if it still holds what the caller read, with
+/// fields set in the same step; the new value, or -1 if it moved meanwhile. KEYS: fields.
+/// ARGV: the counter's field, the value read, then field, value, ...
+static BUMP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if now ~= tonumber(ARGV[2]) then return -1 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+"#,
+    )
+});
+
 impl RedisBus {
     fn names_key(&self) -> String {
         self.key("{accounts}:names")
@@ -100,17 +114,20 @@ impl RedisBus {
         cmd.query_async(&mut self.conn.clone()).await.map_err(unavailable)
     }
 
-    pub(crate) async fn bump_account_field(&self, id: u64, name: &str, set: &[(&str, &[u8])]) -> Result<u64, BusError> {
-        // One hash holds every account's fields: MULTI makes the two commands one step.
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if !set.is_empty() {
-            let fields: Vec<(String, &[u8])> = set.iter().map(|(n, v)| (format!("{id}:{n}"), *v)).collect();
-            pipe.hset_multiple(self.fields_key(), &fields).ignore();
+    pub(crate) async fn bump_account_field(
+        &self,
+        id: u64,
+        name: &str,
+        from: u64,
+        set: &[(&str, &[u8])],
+    ) -> Result<Option<u64>, BusError> {
+        let mut call = BUMP.key(self.fields_key());
+        call.arg(format!("{id}:{name}")).arg(from);
+        for (field, value) in set {
+            call.arg(format!("{id}:{field}")).arg(*value);
         }
-        pipe.hincr(self.fields_key(), format!("{id}:{name}"), 1u64);
-        let (now,): (u64,) = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        Ok(now)
+        let now: i64 = call.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        Ok(u64::try_from(now).ok())
     }
 
     pub(crate) async fn accounts_made(&self) -> Result<u64, BusError> {

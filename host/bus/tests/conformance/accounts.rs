@@ -32,11 +32,16 @@ async fn a_login_names_one_account_and_ids_count_up() {
         assert_eq!(two.account_fields(3, &["name"]).await.unwrap(), vec![Some(b"Cy".to_vec())], "{name}");
 
         // Counters per account (token generations).
-        assert_eq!(one.bump_account_field(3, "gen", &[]).await.unwrap(), 1, "{name}");
-        assert_eq!(two.bump_account_field(3, "gen", &[]).await.unwrap(), 2, "{name}");
+        assert_eq!(one.bump_account_field(3, "gen", 0, &[]).await.unwrap(), Some(1), "{name}");
+        assert_eq!(two.bump_account_field(3, "gen", 1, &[]).await.unwrap(), Some(2), "{name}");
         assert_eq!(one.account_fields(3, &["gen"]).await.unwrap(), vec![Some(b"2".to_vec())], "{name}");
+        // Only from the value the caller read: a bump that lost a race changes nothing.
+        let lost = two.bump_account_field(3, "gen", 1, &[("pw", b"late")]).await.unwrap();
+        assert_eq!(lost, None, "{name}");
+        assert_eq!(one.account_fields(3, &["pw"]).await.unwrap(), vec![Some(b"h2".to_vec())], "{name}: untouched");
         // ... with fields set in the same step (a new password with the new generation).
-        assert_eq!(one.bump_account_field(3, "gen", &[("pw", b"h3"), ("x", b"1")]).await.unwrap(), 3, "{name}");
+        let bumped = one.bump_account_field(3, "gen", 2, &[("pw", b"h3"), ("x", b"1")]).await.unwrap();
+        assert_eq!(bumped, Some(3), "{name}");
         let fields = two.account_fields(3, &["gen", "pw", "x", "name"]).await.unwrap();
         let want = [Some(b"3".to_vec()), Some(b"h3".to_vec()), Some(b"1".to_vec()), Some(b"Cy".to_vec())];
         assert_eq!(fields, want, "{name}");

@@ -16,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub const GIVE_BACK_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts a thread that, every `period`, hands the memory freed over a second ago back to
-/// the system. Its cost is a few microseconds a period.
+/// the system ([`give_back`]). Its cost is a few microseconds a period.
 pub fn give_back_every(period: Duration) {
     let started = std::thread::Builder::new().name("give-back".into()).spawn(move || {
         loop {
@@ -29,8 +29,9 @@ pub fn give_back_every(period: Duration) {
     }
 }
 
-/// Hands the memory freed over a second ago back to the system (every thread's: the
-/// allocator's arenas are the process's).
+/// Hands the memory freed over a second ago back to the system: what the allocator's
+/// arenas (the process's) hold free. A thread's own heap keeps a few free pages of its own
+/// until that thread allocates again.
 pub fn give_back() {
     // SAFETY: `mi_collect` takes no pointers and may be called from any thread at any time.
     unsafe { libmimalloc_sys::mi_collect(false) }

@@ -10,8 +10,8 @@ use crate::mechanics::live::{deploy, short};
 use crate::mechanics::logic::LogicPool;
 use crate::mechanics::net::ClientUpgrade;
 use crate::role::Role;
+use crate::roles::baseapp::door;
 use crate::roles::baseapp::players::PlayerHost;
-use crate::roles::baseapp::session;
 use crate::roles::battleapp::{self, Battleapp};
 use crate::roles::guild;
 use anyhow::Context;
@@ -252,7 +252,7 @@ fn unavailable(e: warren_bus::BusError) -> (StatusCode, String) {
 }
 
 async fn upgrade(ws: ClientUpgrade, State(app): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
-    session::upgrade(ws, app.players, &headers)
+    door::upgrade(ws, app.players, &headers)
 }
 
 /// What each role serves in this process, what the bus has published, and the last

@@ -13,6 +13,8 @@ use warren_bus::Bus;
 use warren_test_guests::{SCRIPT_BASEAPP, SCRIPT_BATTLE};
 
 const KEY: &str = "the auth tests' signing key, 32 bytes or more";
+/// Why a session ends when its account's tokens are revoked.
+const REVOKED: &str = "signed out everywhere (a logout everywhere, or a new password): log in again";
 
 /// `warren dev` without name-only login, signing with [`KEY`], with `auth`'s limits.
 async fn dev(auth: AuthConfig) -> (Dev, tempfile::TempDir) {
@@ -210,9 +212,11 @@ async fn missing_expired_forged_foreign_and_revoked_tokens_are_refused_before_an
     let fresh_token = fresh["token"].as_str().unwrap();
     let (mut open_one, _) = open(dev.addr, &[("authorization", format!("Bearer {token}"))]).await;
     assert_eq!(welcome(&mut open_one).await["player"], player);
+    // A socket whose token was checked before the logout, logging in only after it.
+    let (mut at_the_door, _) = open(dev.addr, &[("authorization", format!("Bearer {token}"))]).await;
     assert_eq!(post(dev.addr, "/auth/logout-everywhere", json!({}), Some(fresh_token)).await.0, 204);
     let (code, reason) = closed_with(&mut open_one).await;
-    assert_eq!((code, reason.as_str()), (4401, "logged out everywhere: log in again"));
+    assert_eq!((code, reason.as_str()), (4401, REVOKED));
     for revoked in [token.as_str(), fresh_token] {
         let (mut ws, _) = open(dev.addr, &[("authorization", format!("Bearer {revoked}"))]).await;
         let (code, reason) = closed_with(&mut ws).await;
@@ -220,19 +224,55 @@ async fn missing_expired_forged_foreign_and_revoked_tokens_are_refused_before_an
     }
     let (status, answer) = post(dev.addr, "/auth/refresh", refresh, None).await;
     assert_eq!(status, 401, "{answer}");
-    // The password still logs in, with tokens of the new generation: a session the
-    // logout does not end.
+
+    // The password still logs in, with tokens of the new generation: a session the kicks
+    // do not end. A whisper goes through the queue after them: once it is shown, the
+    // session has read every kick.
     let (status, back) = login(dev.addr, "tess", "tess's password").await;
     assert_eq!(status, 200);
     let (mut ws, _) = open(dev.addr, &[("authorization", format!("Bearer {}", back["token"].as_str().unwrap()))]).await;
     assert_eq!(welcome(&mut ws).await["player"], player);
+    let (_, ugo) = register(dev.addr, "Ugo", "ugo's password").await;
+    let (mut ugo_ws, _) =
+        open(dev.addr, &[("authorization", format!("Bearer {}", ugo["token"].as_str().unwrap()))]).await;
+    welcome(&mut ugo_ws).await;
+    let whisper = json!({"type": "whisper", "to": player, "text": "still there?"});
+    ugo_ws.send(Message::text(whisper.to_string())).await.unwrap();
+    frame_of(&mut ws, "whisper").await;
+    // Now the one at the door logs in: it is not let in, and it does not push the new
+    // session out.
+    at_the_door.send(Message::text(json!({"type": "login"}).to_string())).await.unwrap();
+    assert_eq!(closed_with(&mut at_the_door).await, (4401, REVOKED.to_owned()));
     ws.send(Message::text(json!({"type": "ping"}).to_string())).await.unwrap();
+    frame_of(&mut ws, "pong").await;
+
+    // Logged out everywhere again with no session open, the kicks wait in the player's
+    // queue: a session of the generation after reads them and goes on.
+    drop(ws);
+    assert_eq!(post(dev.addr, "/auth/logout-everywhere", json!({}), back["token"].as_str()).await.0, 204);
+    let (_, again) = login(dev.addr, "tess", "tess's password").await;
+    let (mut ws, _) =
+        open(dev.addr, &[("authorization", format!("Bearer {}", again["token"].as_str().unwrap()))]).await;
+    assert_eq!(welcome(&mut ws).await["player"], player);
+    ugo_ws.send(Message::text(whisper.to_string())).await.unwrap();
+    frame_of(&mut ws, "whisper").await;
+    ws.send(Message::text(json!({"type": "ping"}).to_string())).await.unwrap();
+    frame_of(&mut ws, "pong").await;
+}
+
+/// Frames on `ws` until one of type `kind`; fails if the socket closes first.
+async fn frame_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
         match tokio::time::timeout(FRAME_WAIT, ws.next()).await.expect("a frame within the wait") {
-            Some(Ok(Message::Text(t))) if serde_json::from_str::<Value>(&t).unwrap()["type"] == "pong" => break,
-            Some(Ok(Message::Close(c))) => panic!("the new session was closed: {c:?}"),
+            Some(Ok(Message::Text(t))) => {
+                let frame: Value = serde_json::from_str(&t).unwrap();
+                if frame["type"] == kind {
+                    return frame;
+                }
+            }
+            Some(Ok(Message::Close(c))) => panic!("closed while waiting for {kind}: {c:?}"),
             Some(Ok(_)) => continue,
-            other => panic!("the new session failed: {other:?}"),
+            other => panic!("the socket failed while waiting for {kind}: {other:?}"),
         }
     }
 }
@@ -315,7 +355,7 @@ async fn a_token_from_one_baseapp_opens_a_session_on_another_until_revoked_on_ei
     // revokes the token there.
     assert_eq!(post(addr1, "/auth/logout-everywhere", json!({}), Some(token)).await.0, 204);
     let (code, reason) = closed_with(&mut ws).await;
-    assert_eq!((code, reason.as_str()), (4401, "logged out everywhere: log in again"));
+    assert_eq!((code, reason.as_str()), (4401, REVOKED));
     let (mut ws, _) = open(addr1, &[("authorization", format!("Bearer {token}"))]).await;
     let (code, reason) = closed_with(&mut ws).await;
     assert_eq!((code, reason.contains("revoked")), (4401, true), "{reason}");
@@ -353,7 +393,7 @@ async fn a_password_changes_only_with_the_current_one_and_the_change_ends_every_
     assert_eq!(status, 200, "{fresh}");
     assert_eq!(fresh["player"], player);
     let (code, reason) = closed_with(&mut open_one).await;
-    assert_eq!((code, reason.as_str()), (4401, "logged out everywhere: log in again"));
+    assert_eq!((code, reason.as_str()), (4401, REVOKED));
     assert_eq!(login(dev.addr, "pia", "pia's first password").await.0, 401);
     assert_eq!(login(dev.addr, "pia", "pia's new password").await.0, 200);
     let (mut revoked, _) = open(dev.addr, &[("authorization", format!("Bearer {token}"))]).await;

@@ -234,6 +234,7 @@ impl Auth {
     /// the account's open sessions.
     pub async fn logout_everywhere(&self, token: &str) -> Result<(), AuthError> {
         let (player, claims, _) = self.current(token, Use::Session).await?;
+        // `None`: another revocation came first, and revoked this token as asked.
         self.revoke(player, claims.generation, &[]).await?;
         Ok(())
     }
@@ -241,6 +242,7 @@ impl Auth {
     /// Changes the password of the session `token`'s account, given its current one (a
     /// session token alone, perhaps stolen, does not). Every token made before is revoked
     /// and every open session ends, this client's too: it goes on with the tokens answered.
+    /// A request overtaken by another change or a logout everywhere changes nothing.
     pub async fn change_password(
         &self,
         token: &str,
@@ -260,22 +262,38 @@ impl Auth {
         }
         passwords::check(new_password).map_err(AuthError::Invalid)?;
         let new_hash = self.hasher.hash(new_password.to_owned()).await;
-        let generation = self.revoke(player, claims.generation, &[(PASSWORD, new_hash.as_bytes())]).await?;
-        Ok(self.issue(player, generation, Some(shown)))
+        match self.revoke(player, claims.generation, &[(PASSWORD, new_hash.as_bytes())]).await? {
+            Some(generation) => Ok(self.issue(player, generation, Some(shown))),
+            None => Err(TokenError::Revoked.into()),
+        }
     }
 
-    /// Moves the account's token generation on from `generation` (setting `set` in the same
-    /// step) and ends the sessions of older ones; the new generation. The kick goes first,
-    /// naming the generation about to be: if the revocation then fails, the token still
-    /// works to try again, and a session let in by an old token meanwhile reads the kick
-    /// too. Should another revocation have raced this one, a second kick names the newest.
-    async fn revoke(&self, player: u64, generation: u64, set: &[(&str, &[u8])]) -> Result<u64, AuthError> {
+    /// Moves the account's token generation on from `generation`, setting `set` in the same
+    /// step, and ends the sessions of older generations: the new generation, or `None` if
+    /// it had moved on already (nothing is set then).
+    ///
+    /// A kick goes before the revocation: should the revocation fail, the token still
+    /// works to try again. Another goes after it, for a session that read the first while
+    /// still let in (the queue's owner then); a session that takes the player later checks
+    /// the generation itself ([`Auth::still_current`]).
+    async fn revoke(&self, player: u64, generation: u64, set: &[(&str, &[u8])]) -> Result<Option<u64>, AuthError> {
         self.bus.send(kick::Kick::Revoked(generation + 1).to(player)).await?;
-        let now = self.bus.bump_account_field(player, GENERATION, set).await?;
-        if now != generation + 1 {
-            self.bus.send(kick::Kick::Revoked(now).to(player)).await?;
+        let Some(now) = self.bus.bump_account_field(player, GENERATION, generation, set).await? else {
+            return Ok(None);
+        };
+        if let Err(e) = self.bus.send(kick::Kick::Revoked(now).to(player)).await {
+            // Revoked all the same: not an error to the client (whose token is revoked
+            // now, so it could not try again). The first kick ended the sessions then.
+            tracing::warn!(player, error = %e, "the kick after a revocation was not sent");
         }
-        Ok(now)
+        Ok(Some(now))
+    }
+
+    /// Whether `identity`'s generation is still the account's: a session checks, once it
+    /// holds the player, that no logout everywhere came after its token was checked.
+    pub async fn still_current(&self, identity: &Identity) -> Result<bool, AuthError> {
+        let [_, _, generation] = self.fields(identity.player).await?;
+        Ok(number(generation) <= identity.generation)
     }
 
     /// Who a session token lets in.

@@ -9,8 +9,8 @@ use warren_bus::{BusError, Commit, Delivery};
 use warren_runtime::{CallEnv, Effects, Message, World};
 
 /// How many times in a row a message waits for its entity's send rate before its refusal
-/// is final ([`OwnedQueue::run`]). Each wait is what the entity's bucket needs, so only an
-/// entity that spends its sends elsewhere meanwhile (its client's frames) waits twice.
+/// is final ([`OwnedQueue::run`]). Each wait is what the entity's bucket needs, so a second
+/// one is the clock's rounding at most: this is a guard, not a policy.
 const MAX_WAITS: u32 = 10;
 
 /// A message handled whose commit waits for the next [`OwnedQueue::flush`].
@@ -68,7 +68,10 @@ impl<W: World> OwnedQueue<W> {
             .await;
             // Over its entity's send rate (`OwnedQueue::run`): the message waits in its
             // queue, with those after it, until the rate allows its sends, and is handled
-            // again. Those before it land first.
+            // again. Those before it land first. The loop waits with it: the wait is
+            // what one message's sends need at the entity's rate, a few milliseconds
+            // (at most a burst's worth, 2 s by default), and the occupant's events are
+            // looked at between messages as always.
             let Some(wait) = self.over_rate.take().filter(|_| waits < MAX_WAITS) else { break verdict };
             waits += 1;
             tracing::debug!(queue = %self.queue.tag(), id = %d.id, ?wait, "over the send rate; the message waits");
@@ -79,7 +82,10 @@ impl<W: World> OwnedQueue<W> {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 // Another owner takes it.
-                () = self.held.lost() => return,
+                () = self.held.lost() => {
+                    self.outcomes.push((d, Settled::Lost));
+                    return;
+                }
             }
         };
         let (commit, outcome) = match verdict {

@@ -8,6 +8,7 @@ use crate::mechanics::cluster::{Host, shutdown_signal};
 use crate::mechanics::logic::LogicPool;
 use crate::mechanics::net::ClientUpgrade;
 use crate::role::Role;
+pub mod door;
 pub mod edge;
 mod frames;
 pub mod players;
@@ -53,7 +54,7 @@ pub async fn run(
         .route(
             "/ws",
             get(|ws: ClientUpgrade, State(p): State<Arc<PlayerHost>>, headers: HeaderMap| async move {
-                session::upgrade(ws, p, &headers)
+                door::upgrade(ws, p, &headers)
             }),
         )
         .with_state(players.clone())

@@ -18,19 +18,17 @@
 //! reported as failed.
 
 use super::edge::{Requests, Screen};
-use super::players::{PlayerHost, SocketCount, claim, release, take_player};
+use super::players::{PlayerHost, claim, release, take_player};
+use crate::mechanics::auth::Identity;
 use crate::mechanics::auth::kick::{KICK, Kick};
-use crate::mechanics::auth::{self, Identity};
 use crate::mechanics::logic::{CLIENT_FRAME, fresh_env};
 use crate::mechanics::net::socket::{CLOSE_WAIT, Unsent};
-use crate::mechanics::net::{self, Admitted, ClientUpgrade, Ending, Heard, Inbound, NetLimits};
+use crate::mechanics::net::{self, Ending, Heard, Inbound};
 use crate::mechanics::owner::{Control, Ended, Occupant, OwnedQueue, Routed, Settled, Target, occupy, screen_frames};
-use crate::protocol::{self, ClientFrame};
+use crate::protocol;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use axum::http::HeaderMap;
 use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use warren_bus::{Address, BusError, Delivery, MessageId, Push};
@@ -79,12 +77,16 @@ pub(super) struct Session<'h> {
 
 /// A newer login took the player.
 const KICKED: Ending = Ending::fixed(4001, "logged in elsewhere");
-/// The account logged out everywhere (a 44xx code: the token is no good any more).
-const REVOKED: Ending = Ending::fixed(4401, "logged out everywhere: log in again");
+/// The account's tokens were revoked (a 44xx code: the token is no good any more).
+const REVOKED: Ending =
+    Ending::fixed(4401, "signed out everywhere (a logout everywhere, or a new password): log in again");
+/// The player cannot be taken now (RFC 6455's 1013, try again later).
+const BUSY: Ending = Ending::fixed(1013, "try again later");
 /// The lease is gone.
 pub(super) const MOVED: Ending = Ending::fixed(4002, "this session moved to another server; log in again");
 /// The host is stopping (RFC 6455's 1012, service restart).
-const RESTARTING: Ending = Ending::fixed(1012, "the server is restarting; log in again to resume where you were");
+pub(super) const RESTARTING: Ending =
+    Ending::fixed(1012, "the server is restarting; log in again to resume where you were");
 
 /// What the session waits for besides its queue.
 pub(super) enum SessionEvent {
@@ -100,118 +102,37 @@ pub(super) enum SessionEvent {
 
 type Sink = SplitSink<WebSocket, WsMessage>;
 
-/// Takes a client's WebSocket upgrade and serves it as a session. The session token comes
-/// with the upgrade (`Authorization: Bearer`, or a `bearer.<token>` subprotocol beside
-/// `warren`, the one the host picks).
-pub fn upgrade(ws: ClientUpgrade, players: Arc<PlayerHost>, headers: &HeaderMap) -> axum::response::Response {
-    let token = auth::http::bearer(headers).map(str::to_owned);
-    let ws = ClientUpgrade { ws: ws.ws.protocols([auth::http::PROTOCOL]), ..ws };
-    ws.on_upgrade(move |socket, admitted| serve(socket, players, admitted, token))
-}
-
-/// A token refused: the client logs in again (a 44xx code, as HTTP's 401).
-const UNAUTHORIZED: u16 = 4401;
-
-/// Serves one WebSocket until it closes.
-pub async fn serve(mut socket: WebSocket, host: Arc<PlayerHost>, admitted: Admitted, token: Option<String>) {
-    let _open = SocketCount::new(&host.sockets);
-    let limits = &host.net.limits;
-    // Who it is, from the token, before anything else: nothing of the player's logic runs
-    // for a client without a good one (unless names alone let players in, in `warren dev`).
-    let by_token = match &token {
-        Some(token) => Some(host.auth.session(token).await),
-        None if host.auth.name_login => None,
-        None => Some(Err(auth::TokenError::Missing.into())),
-    };
-    let by_token = match by_token.transpose() {
-        Ok(identity) => identity,
-        Err(e) => return refuse_login(socket, e).await,
-    };
-    // A socket that does not log in is not kept open, nor does it hold up a stopping host;
-    // either way, and after a frame the host refuses, the client is told why.
-    let mut closing = host.closing.subscribe();
-    let login = tokio::select! {
-        login = tokio::time::timeout(limits.login_timeout, await_login(&mut socket, limits, by_token.is_none())) => {
-            login.unwrap_or_else(|_| Err(Some(limits.login_late())))
-        }
-        _ = closing.wait_for(|c| *c) => Err(Some(RESTARTING)),
-    };
-    let (name, ack) = match login {
-        Ok(login) => login,
-        Err(None) => return,
-        Err(Some(ending)) => {
-            let (sink, stream) = socket.split();
-            return net::refuse(sink, stream, &ending, CLOSE_WAIT).await;
-        }
-    };
-    let who = match (by_token, name) {
-        (Some(identity), _) => Ok(identity),
-        (None, Some(name)) => host.auth.by_name(&name).await,
-        (None, None) => {
-            Err(auth::AuthError::Invalid("log in with a name: {\"type\":\"login\",\"name\":\"ann\"}".into()))
-        }
-    };
-    let identity = match who {
-        Ok(identity) => identity,
-        Err(e) => return refuse_login(socket, e).await,
-    };
-    admitted.logged_in();
-    if let Err(e) = run(socket, &host, &identity, ack).await {
-        tracing::warn!(player = identity.player, error = %e, "session ended with an error");
-    }
-}
-
-/// Ends a socket whose client could not be let in, saying why: a token refused is 4401
-/// (log in again), the accounts out of reach 1013 (try again later).
-async fn refuse_login(socket: WebSocket, e: auth::AuthError) {
-    let code = if matches!(e, auth::AuthError::Unavailable(_)) { 1013 } else { UNAUTHORIZED };
-    let (sink, stream) = socket.split();
-    net::refuse(sink, stream, &Ending::new(code, e.to_string()), CLOSE_WAIT).await
-}
-
-/// Waits for a valid login frame, answering anything else with an error: the name and
-/// the last push the client showed. `Err` ends the socket, saying why if there is a why.
-async fn await_login(
-    socket: &mut WebSocket,
-    limits: &NetLimits,
-    by_name: bool,
-) -> Result<(Option<String>, u64), Option<Ending>> {
-    let mut inbound = Inbound::new(limits);
-    loop {
-        let reply = match inbound.judge(limits, socket.recv().await) {
-            Heard::Text(text) => match protocol::parse(text.as_bytes()) {
-                // Where names alone let players in, a name that is no name is said so, and
-                // the client may try another.
-                Ok((ClientFrame::Login { name: Some(name) }, _))
-                    if by_name && let Err(reason) = auth::names::username(&name) =>
-                {
-                    protocol::error(&reason)
-                }
-                Ok((ClientFrame::Login { name }, meta)) => return Ok((name, meta.ack.unwrap_or(0))),
-                Ok(_) => protocol::error("log in first: {\"type\":\"login\"}"),
-                Err(reason) => protocol::error(&reason),
-            },
-            Heard::Nothing => continue,
-            Heard::Gone => return Err(None),
-            Heard::Refused(ending) => return Err(Some(ending)),
-        };
-        net::send_within(socket, [WsMessage::Text(reply.into())], limits.write_timeout).await.map_err(|_| None)?;
-    }
-}
-
-async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identity, ack: u64) -> anyhow::Result<()> {
+/// Serves the session of `identity`, let in on `socket`, resuming its pushes after `ack`.
+pub(super) async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identity, ack: u64) -> anyhow::Result<()> {
     let (player, name) = (identity.player, identity.name.as_str());
-    let (mut sink, stream) = socket.split();
-    let (session_id, kicked, owner) = claim(host, player).await;
-    let Some(held) = take_player(host, player).await? else {
-        let busy = "this account is still playing on another server; try again in a few seconds";
-        let told = net::send_within(&mut sink, [WsMessage::Text(protocol::error(busy).into())], CLOSE_WAIT).await;
-        release(host, player, session_id);
-        drop(owner);
-        if told.is_ok() {
-            net::close(sink, stream, &Ending::fixed(1013, "try again later"), CLOSE_WAIT).await;
-        }
+    let (sink, stream) = socket.split();
+    // A logout everywhere since the token was checked: the client is not let in, nor is
+    // the player's open session pushed out for it.
+    if let Some((reason, ending)) = revoked(host, identity).await {
+        refuse(sink, stream, &reason, &ending).await;
         return Ok(());
+    }
+    let (session_id, kicked, owner) = claim(host, player).await;
+    // Held, the player's queue is this session's: a logout everywhere since the check
+    // above either finds the session there or shows in the account's generation now.
+    let held = match take_player(host, player).await? {
+        None => Err(("this account is still playing on another server; try again in a few seconds".into(), BUSY)),
+        Some(held) => match revoked(host, identity).await {
+            None => Ok(held),
+            Some(refused) => {
+                held.release(&host.bus).await;
+                Err(refused)
+            }
+        },
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err((reason, ending)) => {
+            release(host, player, session_id);
+            drop(owner);
+            refuse(sink, stream, &reason, &ending).await;
+            return Ok(());
+        }
     };
     let me = Target::whole(Address::Player(player));
     let mut q =
@@ -285,6 +206,24 @@ async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identity, ack: u64
         net::close(s.sink, s.stream, &ending, CLOSE_WAIT).await;
     }
     served
+}
+
+/// Why `identity` may not have its player (yet): its token's generation is no longer the
+/// account's, or the accounts cannot be read.
+async fn revoked(host: &PlayerHost, identity: &Identity) -> Option<(String, Ending)> {
+    match host.auth.still_current(identity).await {
+        Ok(true) => None,
+        Ok(false) => Some((REVOKED.reason.to_string(), REVOKED)),
+        Err(e) => Some((format!("login failed: the server is busy, try again ({e})"), BUSY)),
+    }
+}
+
+/// Tells a client let in by its token why it gets no session after all, and closes.
+async fn refuse(mut sink: Sink, stream: SplitStream<WebSocket>, reason: &str, ending: &Ending) {
+    let told = net::send_within(&mut sink, [WsMessage::Text(protocol::error(reason).into())], CLOSE_WAIT).await;
+    if told.is_ok() {
+        net::close(sink, stream, ending, CLOSE_WAIT).await;
+    }
 }
 
 fn login_refusal(e: &CallError) -> String {
