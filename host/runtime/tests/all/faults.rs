@@ -224,31 +224,41 @@ fn the_deadline_counts_cpu_time_so_a_call_on_a_busy_core_is_not_cut() {
             let out = inst.on_client(&mut EntityState::new(), env(1), 1, frame.as_bytes());
             (out, started.elapsed())
         };
-        // About 15 ms of work, measured in the thread's CPU time (other tests may share the
-        // core meanwhile).
+        // About 20 ms of work, measured in the thread's CPU time (other tests may share the
+        // core meanwhile) on a warm instance.
+        spin(&mut inst, 200_000).0.expect("a warm-up");
         let cpu_before = thread_cpu();
         spin(&mut inst, 2_000_000).0.expect("a short spin");
         let took = thread_cpu() - cpu_before;
-        let iters = (2_000_000.0 * 15.0 / took.as_secs_f64() / 1000.0) as u64;
-        // Three threads busy on the same core: the call gets about a quarter of it.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let busy: Vec<_> = (0..3)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    pin_to(0);
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        std::hint::black_box(0u64);
-                    }
+        let iters = (2_000_000.0 * 20.0 / took.as_secs_f64() / 1000.0) as u64;
+        // Three threads busy on the same core: the call gets about a quarter of it, so its
+        // wall time passes the deadline. The scheduler may favour it for a while; the
+        // experiment is made again until its wall time did pass the deadline.
+        let mut shared = None;
+        for _ in 0..5 {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let busy: Vec<_> = (0..3)
+                .map(|_| {
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        pin_to(0);
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            std::hint::black_box(0u64);
+                        }
+                    })
                 })
-            })
-            .collect();
-        let (out, took) = spin(&mut inst, iters);
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        busy.into_iter().for_each(|t| t.join().unwrap());
-        assert!(took > deadline, "the core was shared: the call took {took:?} of wall time");
-        out.unwrap_or_else(|e| panic!("a call of ~15 ms of CPU in {took:?} of wall time was cut: {e}"));
-        // And a call that does use its deadline of CPU (four times as much work: ~60 ms)
+                .collect();
+            let (out, took) = spin(&mut inst, iters);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            busy.into_iter().for_each(|t| t.join().unwrap());
+            if took > deadline {
+                shared = Some((out, took));
+                break;
+            }
+        }
+        let (out, took) = shared.expect("the core was shared: a call's wall time passed the deadline in 5 tries");
+        out.unwrap_or_else(|e| panic!("a call of ~20 ms of CPU in {took:?} of wall time was cut: {e}"));
+        // And a call that does use its deadline of CPU (four times as much work: ~80 ms)
         // is still cut, busy core or not.
         let (out, took) = spin(&mut inst, iters * 4);
         assert_eq!(out.expect_err("cut"), CallError::Deadline(deadline), "after {took:?}");
