@@ -22,8 +22,7 @@ pub struct AuthConfig {
     pub refresh_ttl_s: u64,
     /// Login attempts (password logins) one account takes a minute.
     pub logins_per_minute_per_account: u32,
-    /// Failed logins, registrations and new guest accounts one address makes a minute
-    /// (logins that succeed are not counted: players may share an address).
+    /// Login, registration and device attempts one address makes a minute.
     pub logins_per_minute_per_address: u32,
     /// Proxies (the nginx gateway) trusted to name the client's address in
     /// `X-Forwarded-For`; from anyone else the header is ignored.

@@ -88,8 +88,6 @@ pub struct Auth {
     refresh_ttl_s: u64,
     per_account: DefaultKeyedRateLimiter<String>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
-    /// Addresses whose failed attempts are used up, until when.
-    held_off: std::sync::Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
     hasher: passwords::Hasher,
     /// Proxies (the gateway) whose `X-Forwarded-For` names the client's address.
     pub trusted_proxies: Vec<IpAddr>,
@@ -111,7 +109,6 @@ impl Auth {
             refresh_ttl_s: config.refresh_ttl_s,
             per_account: RateLimiter::keyed(per_minute(config.logins_per_minute_per_account)),
             per_address: RateLimiter::keyed(per_minute(config.logins_per_minute_per_address)),
-            held_off: std::sync::Mutex::default(),
             hasher: passwords::Hasher::new(2),
             trusted_proxies: config.trusted_proxies.clone(),
             name_login: false,
@@ -123,8 +120,7 @@ impl Auth {
         &self.keys
     }
 
-    /// Counts one login attempt from `from` (and for `account`, if named): refused while
-    /// the address's failures are used up ([`Auth::spend`]), or the account's attempts.
+    /// Counts one login attempt from `from` (and for `account`, if named).
     fn attempt(&self, from: IpAddr, account: Option<&str>) -> Result<(), AuthError> {
         // Forget quiet keys now and then, so the limiters' memory follows the live load.
         if self.per_address.len() > 10_000 {
@@ -133,33 +129,9 @@ impl Auth {
         if self.per_account.len() > 10_000 {
             self.per_account.retain_recent();
         }
-        let now = std::time::Instant::now();
-        {
-            let mut held_off = self.held_off.lock().unwrap_or_else(|e| e.into_inner());
-            if held_off.len() > 10_000 {
-                held_off.retain(|_, until| *until > now);
-            }
-            if held_off.get(&from).is_some_and(|until| *until > now) {
-                return Err(AuthError::TooMany("from your address"));
-            }
-        }
+        self.per_address.check_key(&from).map_err(|_| AuthError::TooMany("from your address"))?;
         if let Some(account) = account {
             self.per_account.check_key(&account.to_owned()).map_err(|_| AuthError::TooMany("for this account"))?;
-        }
-        Ok(())
-    }
-
-    /// Counts a failed login (or a new account) against `from`'s attempts: once they are
-    /// used up, the one past them holds the address off until the next comes back (a new
-    /// account is then refused; a wrong password was checked already). Logins that succeed
-    /// are not counted: many players may share one address behind a carrier's NAT.
-    fn spend(&self, from: IpAddr) -> Result<(), AuthError> {
-        use governor::clock::Clock;
-        if let Err(not_until) = self.per_address.check_key(&from) {
-            let wait = not_until.wait_time_from(self.per_address.clock().now());
-            let mut held_off = self.held_off.lock().unwrap_or_else(|e| e.into_inner());
-            held_off.insert(from, std::time::Instant::now() + wait);
-            return Err(AuthError::TooMany("from your address"));
         }
         Ok(())
     }
@@ -181,7 +153,6 @@ impl Auth {
         let name = names::username(username).map_err(AuthError::Invalid)?;
         passwords::check(password).map_err(AuthError::Invalid)?;
         self.attempt(from, None)?;
-        self.spend(from)?;
         let hash = self.hasher.hash(password.to_owned()).await;
         let fields: [(&str, &[u8]); 2] = [(NAME, name.shown.as_bytes()), (PASSWORD, hash.as_bytes())];
         match self.bus.create_account(&user_login(&name.key), &fields).await? {
@@ -203,8 +174,6 @@ impl Auth {
             None => (None, None, None),
         };
         if !self.hasher.verify(password.to_owned(), hash).await {
-            // Refused either way; the next one may be held off.
-            let _ = self.spend(from);
             return Err(AuthError::Wrong);
         }
         let player = player.expect("a hash came from an account");
@@ -227,15 +196,11 @@ impl Auth {
         let login = format!("device:{}", hex::encode(Sha256::digest(device_id.as_bytes())));
         let player = match self.bus.find_account(&login).await? {
             Some(id) => id,
-            None => {
-                // A new account counts against the address.
-                self.spend(from)?;
-                match self.bus.create_account(&login, &[]).await? {
-                    Some(id) => id,
-                    // Made by a racing request for the same device.
-                    None => self.bus.find_account(&login).await?.ok_or(AuthError::Wrong)?,
-                }
-            }
+            None => match self.bus.create_account(&login, &[]).await? {
+                Some(id) => id,
+                // Made by a racing request for the same device.
+                None => self.bus.find_account(&login).await?.ok_or(AuthError::Wrong)?,
+            },
         };
         let [shown, _, generation] = self.fields(player).await?;
         Ok(self.issue(player, number(generation), shown))
@@ -293,7 +258,6 @@ impl Auth {
         let key = names::username(&shown).map(|n| n.key).unwrap_or_else(|_| shown.clone());
         self.attempt(from, Some(&key))?;
         if !self.hasher.verify(password.to_owned(), hash).await {
-            let _ = self.spend(from);
             return Err(AuthError::Wrong);
         }
         passwords::check(new_password).map_err(AuthError::Invalid)?;
