@@ -234,8 +234,16 @@ impl Auth {
     /// the account's open sessions.
     pub async fn logout_everywhere(&self, token: &str) -> Result<(), AuthError> {
         let (player, claims, _) = self.current(token, Use::Session).await?;
-        // `None`: another revocation came first, and revoked this token as asked.
-        self.revoke(player, claims.generation, &[]).await?;
+        let mut generation = claims.generation;
+        // Another revocation came between the read and the move (a password change, say):
+        // the tokens it made are revoked too, from the generation it left.
+        for _ in 0..3 {
+            if self.revoke(player, generation, &[]).await?.is_some() {
+                break;
+            }
+            let [_, _, now] = self.fields(player).await?;
+            generation = number(now);
+        }
         Ok(())
     }
 

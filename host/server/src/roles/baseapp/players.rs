@@ -5,6 +5,7 @@
 
 use crate::mechanics::auth::Auth;
 use crate::mechanics::auth::kick::Kick;
+use crate::mechanics::auth::{AuthError, Identity};
 use crate::mechanics::doorbell::Doorbells;
 use crate::mechanics::lease::Held;
 use crate::mechanics::logic::LogicPool;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
-use warren_bus::{Address, Bus, BusError};
+use warren_bus::{Address, Bus};
 use warren_runtime::Baseapp;
 
 /// What a baseapp's sessions share.
@@ -105,11 +106,24 @@ pub struct PlayerSlot {
     newest: Option<(u64, oneshot::Sender<()>)>,
 }
 
-/// Takes the player's lease for this host. If another host holds it, asks that session to
-/// end (a `$kick` naming its token) and waits for the lease — taken over at once from a
-/// holder that is no longer a live baseapp, else at most a lease time and a bit, after
-/// which the other host must be gone or stuck.
-pub(super) async fn take_player(host: &PlayerHost, player: u64) -> Result<Option<Held>, BusError> {
+/// What came of taking a player's lease ([`take_player`]).
+pub(super) enum Taken {
+    /// Held: the player's queue is this session's.
+    Held(Held),
+    /// Another host's session did not let go in time.
+    Busy,
+    /// The account logged out everywhere after the session's token was checked.
+    Revoked,
+}
+
+/// Takes `identity`'s player's lease for this host. If another host holds it, asks that
+/// session to end (a `$kick` naming its token) and waits for the lease — taken over at
+/// once from a holder that is no longer a live baseapp, else at most a lease time and a
+/// bit, after which the other host must be gone or stuck. Before each kick, and once the
+/// lease is held, the account's token generation is read again: a session let in by a
+/// token revoked since pushes no one out, and does not keep the player.
+pub(super) async fn take_player(host: &PlayerHost, identity: &Identity) -> Result<Taken, AuthError> {
+    let player = identity.player;
     let owner = Address::Player(player);
     let deadline = tokio::time::Instant::now() + host.lease_ttl + Duration::from_secs(2);
     let mut kicked = None;
@@ -119,16 +133,27 @@ pub(super) async fn take_player(host: &PlayerHost, player: u64) -> Result<Option
         if let Some(held) =
             Held::acquire_or_take_over(&host.bus, &owner, &host.holder, host.lease_ttl, &members).await?
         {
-            return Ok(Some(held));
+            // Held, the player's queue is this session's: a logout everywhere since the
+            // last look either finds the session there or shows in the generation now.
+            return match host.auth.still_current(identity).await {
+                Ok(true) => Ok(Taken::Held(held)),
+                not => {
+                    held.release(&host.bus).await;
+                    not.map(|_| Taken::Revoked)
+                }
+            };
         }
         if let Some((_, token)) = host.bus.lease_holder(&owner).await?
             && kicked != Some(token)
         {
+            if !host.auth.still_current(identity).await? {
+                return Ok(Taken::Revoked);
+            }
             host.bus.send(Kick::Lease(token).to(player)).await?;
             kicked = Some(token);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
+            return Ok(Taken::Busy);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -18,7 +18,7 @@
 //! reported as failed.
 
 use super::edge::{Requests, Screen};
-use super::players::{PlayerHost, claim, release, take_player};
+use super::players::{PlayerHost, Taken, claim, release, take_player};
 use crate::mechanics::auth::Identity;
 use crate::mechanics::auth::kick::{KICK, Kick};
 use crate::mechanics::logic::{CLIENT_FRAME, fresh_env};
@@ -113,21 +113,14 @@ pub(super) async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identit
         return Ok(());
     }
     let (session_id, kicked, owner) = claim(host, player).await;
-    // Held, the player's queue is this session's: a logout everywhere since the check
-    // above either finds the session there or shows in the account's generation now.
-    let held = match take_player(host, player).await? {
-        None => Err(("this account is still playing on another server; try again in a few seconds".into(), BUSY)),
-        Some(held) => match revoked(host, identity).await {
-            None => Ok(held),
-            Some(refused) => {
-                held.release(&host.bus).await;
-                Err(refused)
-            }
-        },
-    };
-    let held = match held {
-        Ok(held) => held,
-        Err((reason, ending)) => {
+    let held = match take_player(host, identity).await {
+        Ok(Taken::Held(held)) => held,
+        not => {
+            let (reason, ending) = match not {
+                Ok(Taken::Revoked) => (REVOKED.reason.to_string(), REVOKED),
+                Err(e) => (format!("login failed: the server is busy, try again ({e})"), BUSY),
+                _ => ("this account is still playing on another server; try again in a few seconds".into(), BUSY),
+            };
             release(host, player, session_id);
             drop(owner);
             refuse(sink, stream, &reason, &ending).await;
