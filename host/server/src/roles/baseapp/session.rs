@@ -19,8 +19,8 @@
 
 use super::edge::{Requests, Screen};
 use super::players::{PlayerHost, Taken, claim, release, take_player};
-use crate::mechanics::auth::Identity;
 use crate::mechanics::auth::kick::{KICK, Kick};
+use crate::mechanics::auth::{AuthError, Identity};
 use crate::mechanics::logic::{CLIENT_FRAME, fresh_env};
 use crate::mechanics::net::socket::{CLOSE_WAIT, Unsent};
 use crate::mechanics::net::{self, Ending, Heard, Inbound};
@@ -108,22 +108,20 @@ pub(super) async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identit
     let (sink, stream) = socket.split();
     // A logout everywhere since the token was checked: the client is not let in, nor is
     // the player's open session pushed out for it.
-    if let Some((reason, ending)) = revoked(host, identity).await {
-        refuse(sink, stream, &reason, &ending).await;
-        return Ok(());
+    match host.auth.still_current(identity).await {
+        Ok(true) => {}
+        not => {
+            refuse(sink, stream, not.map(|_| Taken::Revoked)).await;
+            return Ok(());
+        }
     }
     let (session_id, kicked, owner) = claim(host, player).await;
     let held = match take_player(host, identity).await {
         Ok(Taken::Held(held)) => held,
         not => {
-            let (reason, ending) = match not {
-                Ok(Taken::Revoked) => (REVOKED.reason.to_string(), REVOKED),
-                Err(e) => (format!("login failed: the server is busy, try again ({e})"), BUSY),
-                _ => ("this account is still playing on another server; try again in a few seconds".into(), BUSY),
-            };
             release(host, player, session_id);
             drop(owner);
-            refuse(sink, stream, &reason, &ending).await;
+            refuse(sink, stream, not).await;
             return Ok(());
         }
     };
@@ -201,21 +199,17 @@ pub(super) async fn run(socket: WebSocket, host: &PlayerHost, identity: &Identit
     served
 }
 
-/// Why `identity` may not have its player (yet): its token's generation is no longer the
-/// account's, or the accounts cannot be read.
-async fn revoked(host: &PlayerHost, identity: &Identity) -> Option<(String, Ending)> {
-    match host.auth.still_current(identity).await {
-        Ok(true) => None,
-        Ok(false) => Some((REVOKED.reason.to_string(), REVOKED)),
-        Err(e) => Some((format!("login failed: the server is busy, try again ({e})"), BUSY)),
-    }
-}
-
-/// Tells a client let in by its token why it gets no session after all, and closes.
-async fn refuse(mut sink: Sink, stream: SplitStream<WebSocket>, reason: &str, ending: &Ending) {
-    let told = net::send_within(&mut sink, [WsMessage::Text(protocol::error(reason).into())], CLOSE_WAIT).await;
+/// Tells a client let in by its token why it gets no session after all (`not`: what came
+/// of taking its player, or why that could not be known), and closes.
+async fn refuse(mut sink: Sink, stream: SplitStream<WebSocket>, not: Result<Taken, AuthError>) {
+    let (reason, ending) = match not {
+        Ok(Taken::Revoked) => (REVOKED.reason.to_string(), REVOKED),
+        Ok(_) => ("this account is still playing on another server; try again in a few seconds".into(), BUSY),
+        Err(e) => (format!("login failed: the server is busy, try again ({e})"), BUSY),
+    };
+    let told = net::send_within(&mut sink, [WsMessage::Text(protocol::error(&reason).into())], CLOSE_WAIT).await;
     if told.is_ok() {
-        net::close(sink, stream, ending, CLOSE_WAIT).await;
+        net::close(sink, stream, &ending, CLOSE_WAIT).await;
     }
 }
 
